@@ -1,0 +1,1 @@
+"""DynAIRx clinical knowledge base: vocabularies, safety rules and clinical scores (pure domain logic)."""
