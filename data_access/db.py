@@ -6,6 +6,7 @@ with pre-ping so a restarted server costs one failed check, not a user-visible e
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from data_access import settings
+
+# Every engine this process made, so a forked worker can drop connections it inherited (gunicorn.conf.py).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
@@ -38,12 +42,20 @@ def make_engine(url: str | None = None, **kwargs: object) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 5)
-    kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_recycle", 1800)
-    return create_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 5)
+        kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_recycle", 1800)
+        engine = create_engine(url, **kwargs)
+    _ENGINES.add(engine)
+    return engine
+
+
+def dispose_all_engines() -> None:
+    """Drop pooled connections inherited across a fork without closing the parent's sockets."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection

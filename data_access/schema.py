@@ -333,3 +333,15 @@ class ImportBatch(Base):
 
 SOURCE_TABLES = ("practice", "patient", "social_care", "condition", "prescription", "observation", "event")
 DERIVED_TABLES = ("flag", "score", "prediction", "explanation", "worklist_entry")
+
+
+class WhatIfCache(Base):
+    """Model-service cache of what-if answers, keyed by (patient or input hash, model version, scenario hash)."""
+
+    __tablename__ = "what_if_cache"
+    cache_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    scenario_hash: Mapped[str] = mapped_column(String(64))
+    result_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 21:12:26.645381
+Create Date: 2026-12-01 21:15:38.597214
 """
 
 from __future__ import annotations
@@ -86,6 +86,19 @@ def upgrade() -> None:
         sa.Column("icb", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "what_if_cache",
+        sa.Column("cache_key", sa.String(length=128), nullable=False),
+        sa.Column("patient_id", sa.String(length=64), nullable=True),
+        sa.Column("model_version", sa.String(length=64), nullable=False),
+        sa.Column("scenario_hash", sa.String(length=64), nullable=False),
+        sa.Column("result_json", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("cache_key"),
+    )
+    with op.batch_alter_table("what_if_cache", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_what_if_cache_patient_id"), ["patient_id"], unique=False)
+
     op.create_table(
         "patient",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -396,6 +409,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_patient_practice_id"))
 
     op.drop_table("patient")
+    with op.batch_alter_table("what_if_cache", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_what_if_cache_patient_id"))
+
+    op.drop_table("what_if_cache")
     op.drop_table("practice")
     op.drop_table("model_run")
     op.drop_table("import_batch")
