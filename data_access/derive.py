@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-import polars as pl
 from sqlalchemy import Engine, func, select, text
 
 from data_access.canonical_read import read_canonical_frames
