@@ -19,7 +19,6 @@ log = logging.getLogger("dynairx")
 
 DEFAULT_DEMO_PATIENTS = 5000
 DEFAULT_DEMO_SEED = 20241
-DEFAULT_MODEL_DIR = Path("var/models")
 
 
 class CliError(Exception):
@@ -33,6 +32,12 @@ def _engine():
     engine = make_engine()
     upgrade_database(engine)
     return engine
+
+
+def _model_dir(args: argparse.Namespace) -> Path:
+    from data_access.settings import model_dir
+
+    return Path(args.model_dir) if args.model_dir else model_dir()
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -119,20 +124,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     version = train_model(
         _engine(),
-        model_dir=Path(args.model_dir),
+        model_dir=_model_dir(args),
         epochs=args.epochs,
         seed=args.seed,
         hpo_trials=args.hpo_trials,
         progress=True,
     )
-    print(f"Trained model {version}; report and model card in {Path(args.model_dir) / version}")
+    print(f"Trained model {version}; report and model card in {_model_dir(args) / version}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from models.evaluation import evaluate_model
 
-    report = evaluate_model(_engine(), model_dir=Path(args.model_dir), version=args.version)
+    report = evaluate_model(_engine(), model_dir=_model_dir(args), version=args.version)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -153,7 +158,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from models.scoring import score_population
 
     engine = _engine()
-    stats = score_population(engine, model_dir=Path(args.model_dir), version=args.version, progress=True)
+    stats = score_population(engine, model_dir=_model_dir(args), version=args.version, progress=True)
     refresh_worklist(engine)
     print(f"Scored {stats.get('patients', 0):,} patients ({stats.get('patients_per_second', 0):,.0f}/s)")
     return 0
@@ -295,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("score", cmd_score, "fill the prediction cache"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--model-dir", default=str(DEFAULT_MODEL_DIR))
+        p.add_argument("--model-dir", default=None, help="default: DYNAIRX_MODEL_DIR or var/models")
         if name == "train":
             p.add_argument("--epochs", type=int, default=None)
             p.add_argument("--seed", type=int, default=0)

@@ -230,7 +230,7 @@ class SafetyEngine:
                 FlagPeriod(
                     rule_id=rule.id,
                     start=date.fromordinal(a),
-                    end=None if b >= timeline.hi else date.fromordinal(b),
+                    end=None if b >= timeline.open_from else date.fromordinal(b),
                     drugs=drugs,
                     severity=rule.severity,
                     rule=rule,
@@ -277,7 +277,7 @@ def _block_truth(
         truth = intersect(truth, days)
         return bool(truth)
 
-    if when.sex is not None and tl.record.sex != when.sex:
+    if when.sex is not None and tl.sex != when.sex:
         return EMPTY
     if when.age_min is not None and not narrow(tl.age_at_least(when.age_min)):
         return EMPTY

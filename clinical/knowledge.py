@@ -4,6 +4,7 @@ The vocabularies (``clinical.vocabulary``) own drug classes, ingredients, ACB sc
 eFI deficits and CMS weights. The engine reads them through this small adapter so that (a) rule evaluation never
 touches YAML or CSV parsing on its hot path, (b) the population path can send one picklable object to worker
 processes, and (c) unit tests can build a tiny knowledge base by hand without the full vocabularies.
+A group that is also a condition key includes that key, as ``ConditionVocabulary.in_group`` does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+
+from clinical.vocabulary import CmsCondition, ConditionVocabulary, DrugVocabulary, EfiDeficit
 
 
 @dataclass(frozen=True)
@@ -21,9 +23,10 @@ class Knowledge:
     - ``class_members``: drug class key -> drug keys (from ``drug_classes.yaml``)
     - ``drug_keys``: every known drug (ingredient) key
     - ``acb``: drug key -> Anticholinergic Cognitive Burden score (Boustani 2008, 2012 update); absent = 0
-    - ``condition_groups``: group -> condition keys (``ltc``, ``cms``, ...)
-    - ``efi_deficits``: condition key -> the eFI deficit it evidences (Clegg 2016)
-    - ``cms_weights``: condition key -> Cambridge Multimorbidity Score general-outcome weight (Payne 2020)
+    - ``condition_groups``: group -> condition keys (``ltc``, ``diabetes``, ...), including a key naming itself
+      when a group is also a condition key (as ``ConditionVocabulary.in_group`` does)
+    - ``efi_deficits``: the 36 eFI deficits (Clegg 2016) and their evidence; ``efi_cutoffs`` the category bounds
+    - ``cms_conditions``: the 20 Cambridge Multimorbidity Score conditions and weights (Payne 2020)
     """
 
     class_members: Mapping[str, frozenset[str]]
@@ -31,8 +34,9 @@ class Knowledge:
     condition_keys: frozenset[str]
     acb: Mapping[str, int] = field(default_factory=dict)
     condition_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    efi_deficits: Mapping[str, str] = field(default_factory=dict)
-    cms_weights: Mapping[str, float] = field(default_factory=dict)
+    efi_deficits: tuple[EfiDeficit, ...] = ()
+    efi_cutoffs: tuple[tuple[str, float], ...] = (("fit", 0.12), ("mild", 0.24), ("moderate", 0.36))
+    cms_conditions: tuple[CmsCondition, ...] = ()
 
     def expand_ref(self, ref: str) -> frozenset[str]:
         """The drug keys named by a ref (``class:nsaid`` or ``drug:aspirin``)."""
@@ -56,42 +60,28 @@ class Knowledge:
         """Condition keys counted as long-term conditions (the ``ltc`` group)."""
         return self.condition_groups.get("ltc", frozenset())
 
+    @property
+    def efi_denominator(self) -> int:
+        """Number of eFI deficits (36 in Clegg 2016; the default when no deficits are configured)."""
+        return len(self.efi_deficits) or 36
+
 
 @lru_cache(maxsize=1)
 def load_knowledge() -> Knowledge:
-    """Build the knowledge base from the project vocabularies (cached: the files are read once per process)."""
-    from clinical.vocabulary import ConditionVocabulary, DrugVocabulary
-
-    drugs = DrugVocabulary.load()
-    conditions = ConditionVocabulary.load()
-    return knowledge_from_vocabularies(drugs, conditions)
+    """The knowledge base of the project vocabularies (``clinical.vocabulary``), built once per process."""
+    return knowledge_from_vocabularies(DrugVocabulary.load(), ConditionVocabulary.load())
 
 
-def knowledge_from_vocabularies(drugs: Any, conditions: Any) -> Knowledge:
-    """Adapt loaded vocabulary objects to ``Knowledge``."""
-    class_members = {key: frozenset(drugs.members(key)) for key in drugs.class_keys()}
-    drug_keys = frozenset(drugs.drug_keys())
-    acb = {key: int(drugs.acb(key)) for key in drug_keys if drugs.acb(key)}
-    condition_keys = frozenset(conditions.keys())
-    groups: dict[str, set[str]] = {}
-    efi: dict[str, str] = {}
-    cms: dict[str, float] = {}
-    for key in condition_keys:
-        condition = conditions.get(key)
-        for group in condition.groups:
-            groups.setdefault(group, set()).add(key)
-        deficit = getattr(condition, "efi_deficit", None)
-        if deficit:
-            efi[key] = deficit
-        weight = getattr(condition, "cms_weight", None)
-        if weight:
-            cms[key] = float(weight)
+def knowledge_from_vocabularies(drugs: DrugVocabulary, conditions: ConditionVocabulary) -> Knowledge:
+    """Flatten loaded vocabularies into the lookups the engine needs."""
+    drug_keys = frozenset(drugs.keys)
     return Knowledge(
-        class_members=class_members,
+        class_members={key: frozenset(drugs.members(key)) for key in drugs.class_keys},
         drug_keys=drug_keys,
-        condition_keys=condition_keys,
-        acb=acb,
-        condition_groups={group: frozenset(keys) for group, keys in groups.items()},
-        efi_deficits=efi,
-        cms_weights=cms,
+        condition_keys=frozenset(conditions.keys),
+        acb={key: drugs.acb(key) for key in drug_keys if drugs.acb(key)},
+        condition_groups={group: conditions.in_group(group) for group in conditions.group_keys},
+        efi_deficits=tuple(conditions.efi_deficits),
+        efi_cutoffs=tuple(conditions.efi_categories) or Knowledge.__dataclass_fields__["efi_cutoffs"].default,
+        cms_conditions=tuple(conditions.cms_conditions),
     )

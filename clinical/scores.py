@@ -21,7 +21,7 @@ from datetime import date
 from clinical.intervals import contains
 from clinical.knowledge import Knowledge, load_knowledge
 from clinical.record import PatientRecord
-from clinical.timeline import EFI_DEFICIT_COUNT, PatientTimeline, Step, efi_category
+from clinical.timeline import PatientTimeline, Step, efi_category
 
 SCORE_KINDS = ("acb", "efi", "efi_category", "cms", "medicines", "long_term_conditions")
 NUMERIC_SCORE_KINDS = ("acb", "efi", "cms", "medicines", "long_term_conditions")
@@ -38,12 +38,13 @@ def scores_on(timeline: PatientTimeline, day: date) -> dict[str, object]:
     ordinal = day.toordinal()
     if ordinal > timeline.hi:
         raise ValueError(f"{day} is after the record's as_of {timeline.as_of}")
+    kb = timeline.knowledge
     deficits = _value_on(timeline.efi_count_steps(), ordinal)
-    efi = round(deficits / EFI_DEFICIT_COUNT, 4)
+    efi = round(deficits / kb.efi_denominator, 4)
     return {
         "acb": int(round(_value_on(timeline.acb_steps(), ordinal))),
         "efi": efi,
-        "efi_category": efi_category(efi),
+        "efi_category": efi_category(efi, kb.efi_cutoffs),
         "cms": round(cms_on(timeline, ordinal), 3),
         "medicines": int(round(_value_on(timeline.medicine_steps(), ordinal))),
         "long_term_conditions": len(active_conditions_on(timeline, ordinal, timeline.knowledge.long_term_conditions)),
@@ -61,9 +62,16 @@ def active_conditions_on(timeline: PatientTimeline, ordinal: int, keys: Iterable
 
 
 def cms_on(timeline: PatientTimeline, ordinal: int) -> float:
-    """Cambridge Multimorbidity Score (general outcome) on the day: sum of the weights of active conditions."""
-    weights = timeline.knowledge.cms_weights
-    return sum(weights[k] for k in active_conditions_on(timeline, ordinal, weights.keys() & timeline.condition_active.keys()))
+    """Cambridge Multimorbidity Score (general outcome) on the day.
+
+    The sum of the weights of the CMS conditions with at least one active condition key; a CMS condition that
+    several keys evidence (anxiety or depression) counts once, as in Payne et al. 2020.
+    """
+    total = 0.0
+    for item in timeline.knowledge.cms_conditions:
+        if active_conditions_on(timeline, ordinal, item.condition_keys):
+            total += item.weight
+    return total
 
 
 def efi_deficits_on(timeline: PatientTimeline, ordinal: int) -> list[str]:

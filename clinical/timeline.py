@@ -17,59 +17,14 @@ from clinical.intervals import EMPTY, IntervalSet, complement, normalise, union
 from clinical.knowledge import Knowledge
 from clinical.record import PatientRecord, add_years
 
-# The 36 deficits of the electronic Frailty Index (Clegg A et al. Age Ageing 2016;45:353-60, Table 1).
-# Condition keys evidence a deficit through ``Knowledge.efi_deficits``; a few deficits are also evidenced by
-# events, social care or prescriptions as noted in ``_efi_deficit_sets``.
-EFI_DEFICITS = (
-    "activity_limitation",
-    "anaemia",
-    "arthritis",
-    "atrial_fibrillation",
-    "cerebrovascular_disease",
-    "chronic_kidney_disease",
-    "diabetes",
-    "dizziness",
-    "dyspnoea",
-    "falls",
-    "foot_problems",
-    "fragility_fracture",
-    "hearing_impairment",
-    "heart_failure",
-    "heart_valve_disease",
-    "housebound",
-    "hypertension",
-    "hypotension_syncope",
-    "ischaemic_heart_disease",
-    "memory_cognitive_problems",
-    "mobility_transfer_problems",
-    "osteoporosis",
-    "parkinsonism_tremor",
-    "peptic_ulcer",
-    "peripheral_vascular_disease",
-    "polypharmacy",
-    "requirement_for_care",
-    "respiratory_disease",
-    "skin_ulcer",
-    "sleep_disturbance",
-    "social_vulnerability",
-    "thyroid_disease",
-    "urinary_incontinence",
-    "urinary_system_disease",
-    "visual_impairment",
-    "weight_loss_anorexia",
-)
-EFI_DEFICIT_COUNT = len(EFI_DEFICITS)
-
-# Clegg 2016: fit 0-0.12, mild >0.12-0.24, moderate >0.24-0.36, severe >0.36.
-EFI_CUTOFFS = (("fit", 0.12), ("mild", 0.24), ("moderate", 0.36))
-
-# Clegg 2016 defines polypharmacy as five or more medicines; we count distinct active ingredients on the day.
-POLYPHARMACY_MIN = 5
+# WHO anaemia thresholds (g/L) used for the eFI input ``observation.haemoglobin_low`` (WHO 2011,
+# "Haemoglobin concentrations for the diagnosis of anaemia"): below 130 in men, below 120 in women.
+ANAEMIA_HB_G_PER_L = {"M": 130.0, "F": 120.0}
 
 
-def efi_category(efi: float) -> str:
-    """The eFI category of a score (Clegg 2016 cut-offs, upper bounds inclusive)."""
-    for name, upper in EFI_CUTOFFS:
+def efi_category(efi: float, cutoffs: tuple[tuple[str, float], ...] = (("fit", 0.12), ("mild", 0.24), ("moderate", 0.36))) -> str:
+    """The eFI category of a score: Clegg 2016 cut-offs fit ≤ 0.12 < mild ≤ 0.24 < moderate ≤ 0.36 < severe."""
+    for name, upper in cutoffs:
         if efi <= upper + 1e-12:
             return name
     return "severe"
@@ -84,76 +39,100 @@ class Step:
     value: float
 
 
+RxRow = tuple[tuple[str, ...], int, int | None]  # ingredients, start ordinal, stop ordinal (None = ongoing)
+ConditionRow = tuple[str, int, int | None]  # key, onset ordinal, resolved ordinal
+LabRow = tuple[str, int, float | None]  # name, date ordinal, value
+EventRow = tuple[str, int]  # type, date ordinal
+SocialRow = tuple[str, int, int | None]  # kind, start ordinal, end ordinal
+
+
 class PatientTimeline:
-    """Interval sets for one patient up to ``as_of``, built lazily and cached."""
+    """Interval sets for one patient up to ``as_of``, built lazily and cached.
+
+    Build it from a ``PatientRecord`` (``PatientTimeline(record, as_of, knowledge)``) or, on the population path,
+    straight from rows of day ordinals (``PatientTimeline.from_rows``); both go through ``_build`` so the
+    inclusive-date conventions live in one place.
+    """
 
     def __init__(self, record: PatientRecord, as_of: date, knowledge: Knowledge) -> None:
-        self.record = record
+        self._build(
+            patient_id=record.patient_id,
+            birth=record.birth_date,
+            sex=record.sex,
+            hi=as_of.toordinal(),
+            knowledge=knowledge,
+            prescriptions=[
+                (rx.ingredients, rx.start.toordinal(), None if rx.stop is None else rx.stop.toordinal())
+                for rx in record.prescriptions
+            ],
+            conditions=[
+                (c.key, c.onset.toordinal(), None if c.resolved is None else c.resolved.toordinal())
+                for c in record.conditions
+            ],
+            labs=[(lab.name, lab.date.toordinal(), lab.value) for lab in record.labs],
+            events=[(e.type, e.date.toordinal()) for e in record.events],
+            social_care=[
+                (p.kind, p.start.toordinal(), None if p.end is None else p.end.toordinal())
+                for p in record.social_care
+            ],
+        )
+
+    @classmethod
+    def from_rows(
+        cls,
+        patient_id: str,
+        birth: date,
+        sex: str | None,
+        hi: int,
+        knowledge: Knowledge,
+        prescriptions: Iterable[RxRow] = (),
+        conditions: Iterable[ConditionRow] = (),
+        labs: Iterable[LabRow] = (),
+        events: Iterable[EventRow] = (),
+        social_care: Iterable[SocialRow] = (),
+        open_from: int | None = None,
+    ) -> PatientTimeline:
+        """A timeline from rows of day ordinals, ``hi`` being the ordinal of the last day evaluated.
+
+        ``open_from`` is the day from which a period that reaches ``hi`` is reported as still active (end
+        ``None``); it defaults to ``hi``. The population path evaluates a patient who died before ``as_of`` up to
+        the day of death but reports periods ending then as ended, so it passes ``as_of`` here.
+        """
+        timeline = cls.__new__(cls)
+        timeline._build(
+            patient_id, birth, sex, hi, knowledge, prescriptions, conditions, labs, events, social_care
+        )
+        if open_from is not None:
+            timeline.open_from = open_from
+        return timeline
+
+    def _build(
+        self,
+        patient_id: str,
+        birth: date,
+        sex: str | None,
+        hi: int,
+        knowledge: Knowledge,
+        prescriptions: Iterable[RxRow],
+        conditions: Iterable[ConditionRow],
+        labs: Iterable[LabRow],
+        events: Iterable[EventRow],
+        social_care: Iterable[SocialRow],
+    ) -> None:
+        self.patient_id = patient_id
+        self.birth_date = birth
+        self.sex = sex
         self.knowledge = knowledge
-        self.as_of = as_of
-        self.hi = as_of.toordinal()
-        self.lo = min(record.birth_date.toordinal(), self.hi)
-        self.drug_active = self._drug_intervals()
-        self.condition_active, self.condition_onset = self._condition_intervals()
-        self.labs = self._labs()
-        self.events = self._events()
-        self.social_care = self._social_care()
+        self.hi = hi
+        self.as_of = date.fromordinal(hi)
+        self.open_from = hi
+        self.lo = min(birth.toordinal(), hi)
+        self.drug_active = _drug_intervals(prescriptions, hi)
+        self.condition_active, self.condition_onset = _condition_intervals(conditions, hi)
+        self.labs = _lab_series(labs, hi)
+        self.events = _event_days(events, hi)
+        self.social_care = _social_care_intervals(social_care, hi)
         self._cache: dict[object, object] = {}
-
-    # -- construction -------------------------------------------------------------------------------------------
-
-    def _drug_intervals(self) -> dict[str, IntervalSet]:
-        spans: dict[str, list[tuple[int, int]]] = {}
-        for rx in self.record.prescriptions:
-            start = rx.start.toordinal()
-            stop = self.hi if rx.stop is None else min(rx.stop.toordinal(), self.hi)
-            if start > stop:
-                continue
-            for drug in rx.ingredients:
-                spans.setdefault(drug, []).append((start, stop))
-        return {drug: normalise(items) for drug, items in spans.items()}
-
-    def _condition_intervals(self) -> tuple[dict[str, IntervalSet], dict[str, int]]:
-        spans: dict[str, list[tuple[int, int]]] = {}
-        onset: dict[str, int] = {}
-        for episode in self.record.conditions:
-            start = episode.onset.toordinal()
-            if start > self.hi:
-                continue
-            end = self.hi if episode.resolved is None else min(episode.resolved.toordinal(), self.hi)
-            spans.setdefault(episode.key, []).append((start, end))
-            if start < onset.get(episode.key, start + 1):
-                onset[episode.key] = start
-        return {key: normalise(items) for key, items in spans.items()}, onset
-
-    def _labs(self) -> dict[str, list[tuple[int, float | None]]]:
-        out: dict[str, list[tuple[int, float | None]]] = {}
-        for result in self.record.labs:
-            day = result.date.toordinal()
-            if day <= self.hi:
-                out.setdefault(result.name, []).append((day, result.value))
-        for items in out.values():
-            items.sort(key=lambda item: item[0])  # stable: same-day results keep input order, last one wins
-        return out
-
-    def _events(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for event in self.record.events:
-            day = event.date.toordinal()
-            if day <= self.hi:
-                out.setdefault(event.type, []).append(day)
-        for days in out.values():
-            days.sort()
-        return out
-
-    def _social_care(self) -> dict[str, IntervalSet]:
-        spans: dict[str, list[tuple[int, int]]] = {}
-        for period in self.record.social_care:
-            start = period.start.toordinal()
-            end = self.hi if period.end is None else min(period.end.toordinal(), self.hi)
-            if start <= end:
-                spans.setdefault(period.kind, []).append((start, end))
-        return {kind: normalise(items) for kind, items in spans.items()}
 
     # -- shared derived sets ------------------------------------------------------------------------------------
 
@@ -173,12 +152,12 @@ class PatientTimeline:
 
     def age_at_least(self, years: int) -> IntervalSet:
         """Days on which the patient is at least ``years`` old."""
-        start = add_years(self.record.birth_date, years).toordinal()
+        start = add_years(self.birth_date, years).toordinal()
         return ((max(start, self.lo), self.hi),) if start <= self.hi else EMPTY
 
     def age_at_most(self, years: int) -> IntervalSet:
         """Days on which the patient is at most ``years`` old (i.e. before the ``years + 1`` birthday)."""
-        end = add_years(self.record.birth_date, years + 1).toordinal() - 1
+        end = add_years(self.birth_date, years + 1).toordinal() - 1
         return ((self.lo, min(end, self.hi)),) if end >= self.lo else EMPTY
 
     def conditions_active(self, keys: Iterable[str]) -> IntervalSet:
@@ -263,7 +242,7 @@ class PatientTimeline:
 
     def efi_at_least(self, efi_min: float) -> IntervalSet:
         """Days on which eFI ≥ ``efi_min``."""
-        needed = math.ceil(efi_min * EFI_DEFICIT_COUNT - 1e-9)
+        needed = math.ceil(efi_min * self.knowledge.efi_denominator - 1e-9)
         if needed <= 0:
             return ((self.lo, self.hi),)
         return normalise((s.start, s.end) for s in self.efi_count_steps() if s.value >= needed - 1e-9)
@@ -273,7 +252,12 @@ class PatientTimeline:
         wanted = set(categories)
         steps = self.efi_count_steps()
         covered = normalise((s.start, s.end) for s in steps)
-        spans = [(s.start, s.end) for s in steps if efi_category(s.value / EFI_DEFICIT_COUNT) in wanted]
+        kb = self.knowledge
+        spans = [
+            (s.start, s.end)
+            for s in steps
+            if efi_category(s.value / kb.efi_denominator, kb.efi_cutoffs) in wanted
+        ]
         if "fit" in wanted:  # days with no deficit at all are 'fit' too
             spans.extend(complement(covered, self.lo, self.hi))
         return normalise(spans)
@@ -291,32 +275,117 @@ def _steps_from_deltas(deltas: dict[int, float]) -> list[Step]:
 
 
 def _efi_deficit_sets(timeline: PatientTimeline) -> dict[str, IntervalSet]:
-    """eFI deficits over time.
+    """eFI deficits over time, from the deficit definitions of ``conditions.yaml``.
 
-    Clegg 2016 counts a deficit when its code appears anywhere in the record, so coded deficits count from their
-    first onset onwards. Falls and fragility fractures are also evidenced by the canonical ``event`` table;
-    requirement for care by a home-care or care-home period; social vulnerability by living alone; polypharmacy by
-    five or more distinct active medicines on the day (the only deficit that can go away).
+    Clegg 2016 counts a deficit when a code for it appears anywhere in the record, so a deficit counts from its
+    first evidence onwards (conditions from first onset, events from the first event, social care from the first
+    period, abnormal results from the first abnormal result). Polypharmacy is the exception: it counts on the
+    days when the patient has at least the stated number of distinct active medicines.
     """
+    out: dict[str, IntervalSet] = {}
+    for deficit in timeline.knowledge.efi_deficits:
+        spans: list[IntervalSet] = []
+        onsets = [timeline.condition_onset[k] for k in deficit.condition_keys if k in timeline.condition_onset]
+        if onsets:
+            spans.append(((min(onsets), timeline.hi),))
+        for ref in deficit.other_inputs:
+            spans.append(_other_input_days(timeline, ref))
+        days = union(*spans)
+        if days:
+            out[deficit.name] = days
+    return out
+
+
+def _other_input_days(timeline: PatientTimeline, ref: str) -> IntervalSet:
+    """Days on which an eFI 'other input' of ``conditions.yaml`` counts (see ``EfiDeficit``)."""
+    table, _, what = ref.partition(".")
     hi = timeline.hi
-    starts: dict[str, int] = {}
-    for key, onset in timeline.condition_onset.items():
-        deficit = timeline.knowledge.efi_deficits.get(key)
-        if deficit and onset < starts.get(deficit, hi + 1):
-            starts[deficit] = onset
-    for event_type, deficit in (("fall", "falls"), ("fracture", "fragility_fracture")):
-        days = timeline.events.get(event_type)
-        if days and days[0] < starts.get(deficit, hi + 1):
-            starts[deficit] = days[0]
-    for kinds, deficit in ((("home_care", "care_home"), "requirement_for_care"), (("lives_alone",), "social_vulnerability")):
-        for kind in kinds:
-            intervals = timeline.social_care.get(kind)
-            if intervals and intervals[0][0] < starts.get(deficit, hi + 1):
-                starts[deficit] = intervals[0][0]
-    sets: dict[str, IntervalSet] = {deficit: ((start, hi),) for deficit, start in starts.items()}
-    polypharmacy = normalise(
-        (s.start, s.end) for s in timeline.medicine_steps() if s.value >= POLYPHARMACY_MIN - 1e-9
-    )
-    if polypharmacy:
-        sets["polypharmacy"] = union(sets.get("polypharmacy", EMPTY), polypharmacy)
-    return sets
+    if table == "event":
+        days = timeline.events.get(what)
+        return ((days[0], hi),) if days else EMPTY
+    if table == "social_care":
+        periods = timeline.social_care.get(what)
+        return ((periods[0][0], hi),) if periods else EMPTY
+    if table == "prescription" and what.startswith("distinct_drugs_") and what.endswith("_or_more"):
+        needed = int(what.removeprefix("distinct_drugs_").removesuffix("_or_more"))
+        return normalise((s.start, s.end) for s in timeline.medicine_steps() if s.value >= needed - 1e-9)
+    if table == "observation":
+        first = _first_abnormal_result(timeline, what)
+        return ((first, hi),) if first is not None else EMPTY
+    raise ValueError(f"unknown eFI input {ref!r}")
+
+
+def _first_abnormal_result(timeline: PatientTimeline, what: str) -> int | None:
+    if what == "haemoglobin_low":
+        threshold = ANAEMIA_HB_G_PER_L.get(timeline.sex or "", 0.0)
+        for day, value in timeline.labs.get("haemoglobin", ()):
+            if value is not None and threshold:
+                grams_per_litre = value * 10 if value < 25 else value  # g/dL results are converted to g/L
+                if grams_per_litre < threshold:
+                    return day
+        return None
+    if "_below_" in what:
+        name, _, limit = what.partition("_below_")
+        for day, value in timeline.labs.get(name, ()):
+            if value is not None and value < float(limit):
+                return day
+        return None
+    raise ValueError(f"unknown eFI observation input {what!r}")
+
+
+# -- row builders (inclusive dates: a course with stop = d is active on d, not on d + 1) --------------------------
+
+
+def _drug_intervals(rows: Iterable[RxRow], hi: int) -> dict[str, IntervalSet]:
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for ingredients, start, stop in rows:
+        end = hi if stop is None or stop > hi else stop
+        if start > end:
+            continue
+        for drug in ingredients:
+            spans.setdefault(drug, []).append((start, end))
+    return {drug: normalise(items) for drug, items in spans.items()}
+
+
+def _condition_intervals(rows: Iterable[ConditionRow], hi: int) -> tuple[dict[str, IntervalSet], dict[str, int]]:
+    spans: dict[str, list[tuple[int, int]]] = {}
+    onset: dict[str, int] = {}
+    for key, start, resolved in rows:
+        if start > hi:
+            continue
+        end = hi if resolved is None or resolved > hi else resolved
+        if end < start:
+            end = start  # a resolution recorded before the onset still leaves the coded day itself
+        spans.setdefault(key, []).append((start, end))
+        if start < onset.get(key, start + 1):
+            onset[key] = start
+    return {key: normalise(items) for key, items in spans.items()}, onset
+
+
+def _lab_series(rows: Iterable[LabRow], hi: int) -> dict[str, list[tuple[int, float | None]]]:
+    out: dict[str, list[tuple[int, float | None]]] = {}
+    for name, day, value in rows:
+        if day <= hi:
+            out.setdefault(name, []).append((day, value))
+    for items in out.values():
+        items.sort(key=lambda item: item[0])  # stable: same-day results keep input order, the last one wins
+    return out
+
+
+def _event_days(rows: Iterable[EventRow], hi: int) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for kind, day in rows:
+        if day <= hi:
+            out.setdefault(kind, []).append(day)
+    for days in out.values():
+        days.sort()
+    return out
+
+
+def _social_care_intervals(rows: Iterable[SocialRow], hi: int) -> dict[str, IntervalSet]:
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for kind, start, end in rows:
+        last = hi if end is None or end > hi else end
+        if start <= last:
+            spans.setdefault(kind, []).append((start, last))
+    return {kind: normalise(items) for kind, items in spans.items()}

@@ -25,17 +25,19 @@ def build_demo_database(
     patients: int,
     seed: int,
     epochs: int | None = None,
-    model_dir: Path = Path("var/models"),
+    model_dir: Path | None = None,
     progress: bool = False,
 ) -> str:
     """Build (or reuse) the demo; returns a one-paragraph summary of what was built or reused."""
     from data_access.derive import refresh_derived
     from data_access.loading import load_frames
+    from data_access.settings import model_dir as default_model_dir
     from data_access.sources.synthetic import generate_cohort
     from data_access.worklist_build import refresh_worklist
     from models.scoring import score_population
     from models.training import train_model
 
+    model_dir = model_dir or default_model_dir()
     lines: list[str] = []
     started = time.perf_counter()
     if _demo_build_matches(engine, patients, seed):

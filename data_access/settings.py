@@ -31,6 +31,11 @@ def database_url() -> str:
     return os.environ.get("DATABASE_URL") or default_database_url()
 
 
+def model_dir() -> Path:
+    """Where trained models (checkpoints, metrics reports, model cards) live: DYNAIRX_MODEL_DIR or ./var/models."""
+    return Path(os.environ.get("DYNAIRX_MODEL_DIR") or DEFAULT_VAR_DIR / "models")
+
+
 def require_env(name: str, why: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:

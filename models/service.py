@@ -34,6 +34,7 @@ from sqlalchemy import Engine, func, select, text
 from data_access.db import make_engine
 from data_access.migrate import upgrade_database
 from data_access.schema import ModelRun, Patient, Prediction, WhatIfCache
+from data_access.settings import model_dir as default_model_dir
 from data_access.settings import require_env
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 256 * 1024
 REQUEST_TIMEOUT_S = 30.0
 JOB_BATCH_PATIENTS = 500
-DEFAULT_MODEL_DIR = Path("var/models")
 
 
 class ServiceError(Exception):
@@ -175,7 +175,7 @@ def create_service(
     if engine is None:
         engine = make_engine()
         upgrade_database(engine)
-    model_dir = model_dir or DEFAULT_MODEL_DIR
+    model_dir = model_dir or default_model_dir()
     jobs = JobRunner(engine, model_dir)
 
     service = FastAPI(

@@ -51,7 +51,9 @@ def pg_database_url() -> Iterator[str]:
     yield url
     with admin.connect() as conn:
         conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"),
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
             {"n": name},
         )
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -76,3 +78,28 @@ def db_engine(request: pytest.FixtureRequest) -> Engine:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_engine")
     return request.getfixturevalue("pg_engine")
+
+
+DEMO_TEST_PATIENTS = 300
+DEMO_TEST_SEED = 11
+
+
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A small demo database built once per test session with the real pipeline.
+
+    Synthetic cohort → load → flags and scores → one-epoch model → prediction cache → worklist. Tests that only
+    read from it share it; tests that write must build their own.
+    """
+    from data_access.demo import build_demo_database
+
+    root = tmp_path_factory.mktemp("demo")
+    url = f"sqlite:///{root / 'demo.sqlite'}"
+    model_dir = root / "models"
+    engine = make_engine(url)
+    upgrade_database(engine)
+    summary = build_demo_database(
+        engine, patients=DEMO_TEST_PATIENTS, seed=DEMO_TEST_SEED, epochs=1, model_dir=model_dir
+    )
+    engine.dispose()
+    return {"url": url, "model_dir": model_dir, "summary": summary}

@@ -39,7 +39,9 @@ class Permission(StrEnum):
     MANAGE_USERS = "manage_users"
 
 
-_EVERYONE = frozenset({Permission.VIEW_HELP, Permission.VIEW_AGGREGATE, Permission.VIEW_MODEL, Permission.GIVE_FEEDBACK})
+_EVERYONE = frozenset(
+    {Permission.VIEW_HELP, Permission.VIEW_AGGREGATE, Permission.VIEW_MODEL, Permission.GIVE_FEEDBACK}
+)
 _CLINICAL = frozenset(
     {
         Permission.VIEW_WORKLIST,

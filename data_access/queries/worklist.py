@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlencode
 
 from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, literal, or_, select
 
+from data_access.queries.connection import connected
 from data_access.queries.scope import Scope
 from data_access.schema import WorklistEntry
 
@@ -89,7 +90,9 @@ COLUMNS: dict[str, Column] = {
         Column("acb", "ACB score", _WL.acb, "number"),
         Column("cms", "CMS", _WL.cms, "number"),
         *(_risk_column(outcome) for outcome in OUTCOMES),
-        Column("risk_change_6m", "Change in risk over 6 months (points)", _WL.risk_change_6m, "number", 100.0),
+        Column(
+            "risk_change_6m", "Change in risk over 6 months (points)", _WL.risk_change_6m, "number", 100.0
+        ),
         Column("flags_high", "High-severity flags", _WL.flags_high, "number"),
         Column("flags_moderate", "Moderate flags", _WL.flags_moderate, "number"),
         Column("flags_low", "Low flags", _WL.flags_low, "number"),
@@ -120,7 +123,7 @@ EXPORT_COLUMNS = (
     "why",
 )
 
-_KEY_PATTERN = re.compile(r"^[a-z0-9_\-]{1,64}$")
+_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\- ]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,11 @@ _NUMBER_OPS = {
 
 def _column_filter(column: Column, model: Mapping[str, Any]) -> ColumnElement[bool] | None:
     if "conditions" in model and isinstance(model.get("conditions"), list):
-        parts = [p for p in (_column_filter(column, m) for m in model["conditions"] if isinstance(m, Mapping)) if p is not None]
+        parts = [
+            p
+            for p in (_column_filter(column, m) for m in model["conditions"] if isinstance(m, Mapping))
+            if p is not None
+        ]
         if not parts:
             return None
         return or_(*parts) if str(model.get("operator", "AND")).upper() == "OR" else and_(*parts)
@@ -332,7 +339,9 @@ def _text_filter(expression: ColumnElement[Any], kind: Any, value: Any) -> Colum
     return lowered.contains(needle, autoescape=True)
 
 
-def _date_filter(expression: ColumnElement[Any], kind: Any, model: Mapping[str, Any]) -> ColumnElement[bool] | None:
+def _date_filter(
+    expression: ColumnElement[Any], kind: Any, model: Mapping[str, Any]
+) -> ColumnElement[bool] | None:
     start = _as_date(model.get("dateFrom"))
     if start is None:
         return None
@@ -361,7 +370,9 @@ def _as_date(value: Any) -> date | None:
         return None
 
 
-def order_by(filters: WorklistFilters, sort_model: Sequence[Mapping[str, Any]] = ()) -> list[ColumnElement[Any]]:
+def order_by(
+    filters: WorklistFilters, sort_model: Sequence[Mapping[str, Any]] = ()
+) -> list[ColumnElement[Any]]:
     """ORDER BY terms: the grid's sort model when given (whitelisted), else the page's ordering; NULLs last;
     always ending with the unique patient id."""
     terms: list[ColumnElement[Any]] = []
@@ -395,15 +406,19 @@ def worklist_select(
     query = select(*(columns or _WL.__table__.columns)).where(
         scope.clause(_WL.practice_id), *filter_conditions(filters, grid.filter_model)
     )
-    return query.order_by(*order_by(filters, grid.sort_model)).limit(grid.end_row - grid.start_row).offset(
-        grid.start_row
+    return (
+        query.order_by(*order_by(filters, grid.sort_model))
+        .limit(grid.end_row - grid.start_row)
+        .offset(grid.start_row)
     )
 
 
 def worklist_count_select(scope: Scope, filters: WorklistFilters, grid: GridRequest | None = None) -> Select:
     grid = grid or GridRequest()
-    return select(func.count()).select_from(_WL).where(
-        scope.clause(_WL.practice_id), *filter_conditions(filters, grid.filter_model)
+    return (
+        select(func.count())
+        .select_from(_WL)
+        .where(scope.clause(_WL.practice_id), *filter_conditions(filters, grid.filter_model))
     )
 
 
@@ -412,7 +427,7 @@ def worklist_page(
 ) -> WorklistPage:
     """One block of the worklist (rows shaped for the grid) and the total number of matching patients."""
     grid = grid or GridRequest()
-    with _connection(conn) as connection:
+    with connected(conn) as connection:
         total = connection.execute(worklist_count_select(scope, filters, grid)).scalar_one()
         rows = [row_for_grid(r._mapping) for r in connection.execute(worklist_select(scope, filters, grid))]
     return WorklistPage(rows=rows, total=int(total))
@@ -483,7 +498,7 @@ def worklist_csv(
     writer = csv.writer(buffer)
     writer.writerow([COLUMNS[c].label for c in EXPORT_COLUMNS])
     count = 0
-    with _connection(conn) as connection:
+    with connected(conn) as connection:
         for record in connection.execute(worklist_select(scope, filters, export_grid)):
             entry = record._mapping
             values = []
@@ -514,26 +529,8 @@ def filter_choices(conn: Connection | Engine, scope: Scope) -> dict[str, list[st
     query = select(_WL.condition_keys, _WL.active_drugs).where(scope.clause(_WL.practice_id))
     conditions: set[str] = set()
     drugs: set[str] = set()
-    with _connection(conn) as connection:
+    with connected(conn) as connection:
         for condition_keys, active_drugs in connection.execute(query):
             conditions.update(k for k in (condition_keys or "").split(";") if k)
             drugs.update(k for k in (active_drugs or "").split(";") if k)
     return {"conditions": sorted(conditions), "drugs": sorted(drugs)}
-
-
-class _connection:
-    """Use a given connection as is, or open (and close) one from an engine."""
-
-    def __init__(self, conn: Connection | Engine) -> None:
-        self._given = conn
-        self._owned: Connection | None = None
-
-    def __enter__(self) -> Connection:
-        if isinstance(self._given, Engine):
-            self._owned = self._given.connect()
-            return self._owned
-        return self._given
-
-    def __exit__(self, *exc: object) -> None:
-        if self._owned is not None:
-            self._owned.close()
