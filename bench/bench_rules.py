@@ -47,8 +47,10 @@ def main() -> None:
     own, children = _peak_rss_mb()
     print(f"population: {args.patients} patients, rows {rows} (generated in {generated:.1f} s)")
     print(f"rules: {len(engine.rules)} compiled in {compiled:.2f} s")
-    print(f"flags: {flags.height} periods, {flags['rule_id'].n_unique() if flags.height else 0} rules fired; "
-          f"scores: {scores.height} values")
+    print(
+        f"flags: {flags.height} periods, {flags['rule_id'].n_unique() if flags.height else 0} rules fired; "
+        f"scores: {scores.height} values"
+    )
     print(f"wall time: {wall:.1f} s  ->  {args.patients / wall:,.0f} patients/s")
     print(f"peak RSS: {own:.0f} MB (parent), {children:.0f} MB (largest worker)")
 

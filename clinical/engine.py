@@ -87,6 +87,14 @@ class _Block:
     any_of: tuple[_Block, ...]
     all_of: tuple[_Block, ...]
     gates: tuple[frozenset[str], ...]  # each: at least one of these tokens must be in the record
+    cascade: _Cascade | None = None  # top-level block only (the loader refuses it elsewhere)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cascade:
+    index: frozenset[str]
+    marker: frozenset[str]
+    within_days: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +139,9 @@ class SafetyEngine:
         acb_drugs = frozenset(d for d, score in self.knowledge.acb.items() if score >= 1)
         if rule.when.acb_min:
             block = _with_gate(block, frozenset(f"d:{d}" for d in acb_drugs))
-        return _CompiledRule(rule=rule, block=block, acb_drugs=acb_drugs if rule.when.acb_min else frozenset())
+        return _CompiledRule(
+            rule=rule, block=block, acb_drugs=acb_drugs if rule.when.acb_min else frozenset()
+        )
 
     def _compile_block(self, when: When) -> _Block:
         kb = self.knowledge
@@ -152,10 +162,21 @@ class SafetyEngine:
             gates.append(frozenset().union(*(min(b.gates, key=len) for b in any_of)))
         for block in all_of:
             gates.extend(block.gates)
+        cascade = None
+        if when.cascade is not None:
+            cascade = _Cascade(
+                index=frozenset().union(*(kb.expand_ref(r) for r in when.cascade.index)),
+                marker=frozenset().union(*(kb.expand_ref(r) for r in when.cascade.marker)),
+                within_days=when.cascade.within_days,
+            )
+            gates.append(frozenset(f"d:{d}" for d in cascade.index))
+            gates.append(frozenset(f"d:{d}" for d in cascade.marker))
         return _Block(
             when=when,
             requirements=requirements,
-            no_drugs=frozenset().union(*(kb.expand_ref(r) for r in when.no_drugs)) if when.no_drugs else frozenset(),
+            no_drugs=frozenset().union(*(kb.expand_ref(r) for r in when.no_drugs))
+            if when.no_drugs
+            else frozenset(),
             conditions=conditions,
             conditions_ever=conditions_ever,
             no_conditions=kb.expand_conditions(when.no_conditions),
@@ -163,6 +184,7 @@ class SafetyEngine:
             any_of=any_of,
             all_of=all_of,
             gates=tuple(gates),
+            cascade=cascade,
         )
 
     def _compile_requirement(self, requirement: DrugRequirement) -> _Requirement:
@@ -193,7 +215,9 @@ class SafetyEngine:
         timeline = PatientTimeline(record, as_of, self.knowledge)
         return self.evaluate_timeline(timeline, rule_ids)
 
-    def evaluate_timeline(self, timeline: PatientTimeline, rule_ids: Iterable[str] | None = None) -> list[FlagPeriod]:
+    def evaluate_timeline(
+        self, timeline: PatientTimeline, rule_ids: Iterable[str] | None = None
+    ) -> list[FlagPeriod]:
         """As ``evaluate``, on an already-built timeline (the scores reuse it)."""
         wanted = None if rule_ids is None else set(rule_ids)
         flags: list[FlagPeriod] = []
@@ -224,6 +248,8 @@ class SafetyEngine:
         for a, b in truth:
             if rule.suggest:
                 drugs = tuple(rule.suggest)
+            elif compiled.block.cascade is not None:
+                drugs = _cascade_drugs(compiled.block.cascade, a, b, timeline)
             else:
                 drugs = tuple(sorted(_drugs_in_period(a, b, involved, timeline)))
             out.append(
@@ -252,9 +278,8 @@ def _drugs_in_period(
         window = intersect(block_truth, period)
         if not window:
             continue
-        for drug in candidates:
-            active = timeline.drug_active.get(drug)
-            if active and drug not in found and intersect(active, window):
+        for drug in timeline.drug_active.keys() & candidates:
+            if drug not in found and intersect(timeline.drug_active[drug], window):
                 found.add(drug)
     return found
 
@@ -297,9 +322,15 @@ def _block_truth(
         return EMPTY
     if block.requirements and not narrow(_requirements_truth(block.requirements, tl)):
         return EMPTY
+    if block.cascade is not None and not narrow(
+        normalise((s, e) for s, e, _, _ in _cascade_starts(block.cascade, tl))
+    ):
+        return EMPTY
     if when.acb_min is not None and not narrow(_steps_at_least(tl.acb_steps(), when.acb_min)):
         return EMPTY
-    if when.medicines_min is not None and not narrow(_steps_at_least(tl.medicine_steps(), when.medicines_min)):
+    if when.medicines_min is not None and not narrow(
+        _steps_at_least(tl.medicine_steps(), when.medicines_min)
+    ):
         return EMPTY
     if when.efi_min is not None and not narrow(tl.efi_at_least(when.efi_min)):
         return EMPTY
@@ -341,6 +372,56 @@ def _block_truth(
     return truth
 
 
+def _cascade_starts(cascade: _Cascade, tl: PatientTimeline) -> list[tuple[int, int, str, str]]:
+    """Each start of a prescribing cascade as ``(first day, last day, drug A, drug B)``.
+
+    Continuity is at the class level, as for ``duration_min_days``: a marker *start* is the first day of a run of
+    days on which some marker drug is taken (switching furosemide to bumetanide is not a new start), and drug A's
+    start is the first day of the run of index-drug use that covers that day. The cascade holds from B's start
+    while both runs continue. Drug A is the index drug taken on B's start day that was started most recently
+    (the likeliest culprit), drug B the marker drug started that day (alphabetical on ties), so the flag's
+    ``drugs`` read "A;B".
+    """
+    index_days = union(*(tl.drug_active[d] for d in cascade.index if d in tl.drug_active))
+    marker_days = union(*(tl.drug_active[d] for d in cascade.marker if d in tl.drug_active))
+    out = []
+    for start, end in marker_days:
+        for index_start, index_end in index_days:
+            if index_start <= start <= index_end:
+                if 1 <= start - index_start <= cascade.within_days:
+                    drug_a = _latest_started(cascade.index, start, tl)
+                    drug_b = min(d for d in cascade.marker if _started_on(tl, d, start))
+                    out.append((start, min(end, index_end), drug_a, drug_b))
+                break
+    return out
+
+
+def _run_containing(tl: PatientTimeline, drug: str, day: int) -> tuple[int, int] | None:
+    for a, b in tl.drug_active.get(drug, ()):
+        if a <= day <= b:
+            return a, b
+    return None
+
+
+def _started_on(tl: PatientTimeline, drug: str, day: int) -> bool:
+    run = _run_containing(tl, drug, day)
+    return run is not None and run[0] == day
+
+
+def _latest_started(drugs: frozenset[str], day: int, tl: PatientTimeline) -> str:
+    runs = [(run[0], drug) for drug in drugs if (run := _run_containing(tl, drug, day)) is not None]
+    latest = max(start for start, _ in runs)
+    return min(drug for start, drug in runs if start == latest)
+
+
+def _cascade_drugs(cascade: _Cascade, a: int, b: int, tl: PatientTimeline) -> tuple[str, ...]:
+    """Drugs A and B (in that order) of the first cascade start that falls in the flag period ``[a, b]``."""
+    for start, end, drug_a, drug_b in _cascade_starts(cascade, tl):
+        if start <= b and end >= a:
+            return (drug_a, drug_b)
+    return ()
+
+
 def _steps_at_least(steps, threshold: float) -> IntervalSet:
     return normalise((s.start, s.end) for s in steps if s.value >= threshold - 1e-9)
 
@@ -373,7 +454,7 @@ def _requirements_truth(requirements: tuple[_Requirement, ...], tl: PatientTimel
     present_sets: list[list[str]] = []
     truth: IntervalSet | None = None
     for requirement in requirements:
-        present = [d for d in requirement.candidates if d in tl.drug_active]
+        present = sorted(tl.drug_active.keys() & requirement.candidates)
         if len(present) < requirement.min_count:
             return EMPTY
         if requirement.min_count == 1:
@@ -402,7 +483,10 @@ def _pairwise_disjoint(sets: list[list[str]]) -> bool:
 
 
 def _distinct_assignment_days(
-    requirements: tuple[_Requirement, ...], present_sets: list[list[str]], truth: IntervalSet, tl: PatientTimeline
+    requirements: tuple[_Requirement, ...],
+    present_sets: list[list[str]],
+    truth: IntervalSet,
+    tl: PatientTimeline,
 ) -> IntervalSet:
     """Keep the days of ``truth`` on which drugs can be assigned to requirements without sharing one.
 

@@ -22,9 +22,10 @@ EMPTY: IntervalSet = ()
 
 def normalise(intervals: Iterable[Interval]) -> IntervalSet:
     """Sort and merge overlapping or adjacent intervals; drop empty ones (start > end)."""
-    items = sorted((a, b) for a, b in intervals if a <= b)
-    if not items:
-        return EMPTY
+    items = [(a, b) for a, b in intervals if a <= b]
+    if len(items) <= 1:
+        return tuple(items)
+    items.sort()
     merged: list[list[int]] = [list(items[0])]
     for a, b in items[1:]:
         last = merged[-1]

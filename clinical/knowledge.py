@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from clinical.vocabulary import CmsCondition, ConditionVocabulary, DrugVocabulary, EfiDeficit
 
@@ -59,6 +59,29 @@ class Knowledge:
     def long_term_conditions(self) -> frozenset[str]:
         """Condition keys counted as long-term conditions (the ``ltc`` group)."""
         return self.condition_groups.get("ltc", frozenset())
+
+    @cached_property
+    def efi_deficits_of_condition(self) -> dict[str, tuple[str, ...]]:
+        """Condition key -> names of the eFI deficits it evidences (precomputed for the per-patient loop)."""
+        out: dict[str, list[str]] = {}
+        for deficit in self.efi_deficits:
+            for key in deficit.condition_keys:
+                out.setdefault(key, []).append(deficit.name)
+        return {key: tuple(names) for key, names in out.items()}
+
+    @cached_property
+    def efi_other_inputs(self) -> tuple[tuple[str, str], ...]:
+        """(deficit name, other input reference) pairs, e.g. ("falls", "event.fall")."""
+        return tuple((deficit.name, ref) for deficit in self.efi_deficits for ref in deficit.other_inputs)
+
+    @cached_property
+    def cms_of_condition(self) -> dict[str, tuple[int, ...]]:
+        """Condition key -> indexes into ``cms_conditions`` of the CMS conditions it evidences."""
+        out: dict[str, list[int]] = {}
+        for index, item in enumerate(self.cms_conditions):
+            for key in item.condition_keys:
+                out.setdefault(key, []).append(index)
+        return {key: tuple(indexes) for key, indexes in out.items()}
 
     @property
     def efi_denominator(self) -> int:

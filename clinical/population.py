@@ -94,7 +94,9 @@ def prepare_population(frames: dict[str, pl.DataFrame], as_of: date) -> _Prepare
     """Group the canonical frames into per-patient rows of day ordinals."""
     patients = frames["patient"]
     ids = patients["id"].cast(pl.Utf8).to_list()
-    position = pl.DataFrame({"patient_id": ids, "_pos": list(range(len(ids)))}, schema={"patient_id": pl.Utf8, "_pos": pl.Int64})
+    position = pl.DataFrame(
+        {"patient_id": ids, "_pos": list(range(len(ids)))}, schema={"patient_id": pl.Utf8, "_pos": pl.Int64}
+    )
     as_of_ordinal = as_of.toordinal()
     hi = [as_of_ordinal] * len(ids)
     for column in ("died_on", "deregistered_on"):
@@ -104,7 +106,9 @@ def prepare_population(frames: dict[str, pl.DataFrame], as_of: date) -> _Prepare
                     hi[i] = value
     birth = [
         birth_date_from_year_month(year, month or 1)
-        for year, month in zip(patients["birth_year"].to_list(), patients["birth_month"].to_list(), strict=True)
+        for year, month in zip(
+            patients["birth_year"].to_list(), patients["birth_month"].to_list(), strict=True
+        )
     ]
     sex = patients["sex"].to_list() if "sex" in patients.columns else [None] * len(ids)
     n = len(ids)
@@ -116,12 +120,18 @@ def prepare_population(frames: dict[str, pl.DataFrame], as_of: date) -> _Prepare
         hi=hi,
         prescriptions=_prescription_rows(frames.get("prescription"), position, n),
         conditions=_grouped(
-            frames.get("condition"), position, n, ["condition_key", "onset", "resolved"], dates=("onset", "resolved"),
+            frames.get("condition"),
+            position,
+            n,
+            ["condition_key", "onset", "resolved"],
+            dates=("onset", "resolved"),
             require="condition_key",
         ),
         labs=_grouped(frames.get("observation"), position, n, ["type", "date", "value"], dates=("date",)),
         events=_grouped(frames.get("event"), position, n, ["type", "date"], dates=("date",)),
-        social_care=_grouped(frames.get("social_care"), position, n, ["kind", "start", "end"], dates=("start", "end")),
+        social_care=_grouped(
+            frames.get("social_care"), position, n, ["kind", "start", "end"], dates=("start", "end")
+        ),
     )
 
 
@@ -129,7 +139,9 @@ def _ordinals(frame: pl.DataFrame, column: str) -> list[int | None]:
     return (frame[column].cast(pl.Date).cast(pl.Int64) + EPOCH_ORDINAL).to_list()
 
 
-def _with_positions(frame: pl.DataFrame | None, position: pl.DataFrame, columns: list[str]) -> pl.DataFrame | None:
+def _with_positions(
+    frame: pl.DataFrame | None, position: pl.DataFrame, columns: list[str]
+) -> pl.DataFrame | None:
     if frame is None or frame.height == 0 or any(c not in frame.columns for c in columns):
         return None
     return (
@@ -189,7 +201,9 @@ def _prescription_rows(frame: pl.DataFrame | None, position: pl.DataFrame, n: in
         key = (ingredients, drug_key)
         parsed = split_cache.get(key)
         if parsed is None:
-            parsed = tuple(p for p in (ingredients or "").split(";") if p) or ((drug_key,) if drug_key else ())
+            parsed = tuple(p for p in (ingredients or "").split(";") if p) or (
+                (drug_key,) if drug_key else ()
+            )
             split_cache[key] = parsed
         if parsed and start is not None:
             out[pos].append((parsed, start, stop))
@@ -295,6 +309,8 @@ def _score_frame(rows: list[tuple]) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema=SCORE_SCHEMA)
     frame = pl.DataFrame(
-        rows, schema={"patient_id": pl.Utf8, "kind": pl.Utf8, "as_of": pl.Int64, "value": pl.Float64}, orient="row"
+        rows,
+        schema={"patient_id": pl.Utf8, "kind": pl.Utf8, "as_of": pl.Int64, "value": pl.Float64},
+        orient="row",
     )
     return frame.with_columns((pl.col("as_of") - EPOCH_ORDINAL).cast(pl.Int32).cast(pl.Date))

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from clinical.knowledge import Knowledge
-from clinical.record import ConditionEpisode, Event, LabResult, PatientRecord, Prescription, SocialCare, add_years
+from clinical.record import (
+    ConditionEpisode,
+    Event,
+    LabResult,
+    PatientRecord,
+    Prescription,
+    SocialCare,
+    add_years,
+)
 from clinical.rules import Rule, When
 
 DEFAULT_AS_OF = date(2025, 6, 30)
@@ -69,7 +77,9 @@ class _Plan:
         for block in blocks:
             for ref in block.no_drugs:
                 self.forbidden_drugs |= knowledge.expand_ref(ref)
-            self.forbidden_conditions |= knowledge.expand_conditions(block.no_conditions + block.no_conditions_ever)
+            self.forbidden_conditions |= knowledge.expand_conditions(
+                block.no_conditions + block.no_conditions_ever
+            )
             for requirement in block.drugs:
                 for ref in requirement.refs:
                     self.requirement_drugs |= knowledge.expand_ref(ref)
@@ -82,7 +92,9 @@ class _Plan:
         self.used_drugs.add(drug)
         if required:
             self.required.append(len(self.prescriptions))
-        self.prescriptions.append(Prescription(ingredients=(drug,), start=self.days_before(days_back), name=drug))
+        self.prescriptions.append(
+            Prescription(ingredients=(drug,), start=self.days_before(days_back), name=drug)
+        )
 
     def pick_condition(self, refs: tuple[str, ...]) -> str:
         for key in sorted(self.kb.expand_conditions(refs)):
@@ -112,7 +124,7 @@ def minimal_example(rule: Rule, knowledge: Knowledge, as_of: date = DEFAULT_AS_O
         if block.sex is not None:
             plan.sex = block.sex
         _add_requirements(plan, block)
-        for refs, ever in ((block.conditions, False), (block.conditions_ever, True)):
+        for refs in (block.conditions, block.conditions_ever):
             if refs:
                 key = plan.pick_condition(refs)
                 onset = plan.days_before(400)
@@ -169,7 +181,9 @@ def _add_requirements(plan: _Plan, block: When) -> None:
             candidates -= plan.kb.expand_ref(ref)
         usable = sorted(candidates - plan.forbidden_drugs - plan.used_drugs)
         if len(usable) < requirement.min_count:
-            raise ValueError(f"{plan.rule.id}: requirement {requirement.refs} cannot be met by distinct drugs")
+            raise ValueError(
+                f"{plan.rule.id}: requirement {requirement.refs} cannot be met by distinct drugs"
+            )
         days_back = (requirement.duration_min_days or 0) + 30
         for drug in usable[: requirement.min_count]:
             plan.add_drug(drug, days_back, required=True)
@@ -223,4 +237,3 @@ def _value_between(low: float, high: float) -> float:
     if math.isinf(high):
         return round(low + 1, 3)
     return (low + high) / 2
-

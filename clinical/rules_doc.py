@@ -39,7 +39,9 @@ def render_rules_markdown(book: RuleBook) -> str:
     for source in book.sources:
         lines.append(f"| `{source.file}` | {_cell(source.name)} | {_cell(source.citation)} |")
     lines += ["", "## Rules", "", "| id | family | title | severity | source |", "|---|---|---|---|---|"]
-    for rule in book.rules:
+    for rule in sorted(
+        book.rules, key=lambda r: FAMILIES.index(r.family)
+    ):  # stable: file order within a family
         lines.append(
             f"| `{rule.id}` | {rule.family} | {_cell(rule.title)} | {rule.severity} | {_cell(rule.source)} |"
         )
@@ -53,7 +55,9 @@ def render_rules_markdown(book: RuleBook) -> str:
         "|---|---|---|---|",
     ]
     for item in book.omitted:
-        lines.append(f"| {_cell(item.source)} | {_cell(item.criterion)} | {_cell(item.text)} | {_cell(item.reason)} |")
+        lines.append(
+            f"| {_cell(item.source)} | {_cell(item.criterion)} | {_cell(item.text)} | {_cell(item.reason)} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -47,7 +47,11 @@ def scores_on(timeline: PatientTimeline, day: date) -> dict[str, object]:
         "efi_category": efi_category(efi, kb.efi_cutoffs),
         "cms": round(cms_on(timeline, ordinal), 3),
         "medicines": int(round(_value_on(timeline.medicine_steps(), ordinal))),
-        "long_term_conditions": len(active_conditions_on(timeline, ordinal, timeline.knowledge.long_term_conditions)),
+        "long_term_conditions": len(
+            active_conditions_on(
+                timeline, ordinal, timeline.knowledge.long_term_conditions & timeline.condition_active.keys()
+            )
+        ),
     }
 
 
@@ -67,11 +71,13 @@ def cms_on(timeline: PatientTimeline, ordinal: int) -> float:
     The sum of the weights of the CMS conditions with at least one active condition key; a CMS condition that
     several keys evidence (anxiety or depression) counts once, as in Payne et al. 2020.
     """
-    total = 0.0
-    for item in timeline.knowledge.cms_conditions:
-        if active_conditions_on(timeline, ordinal, item.condition_keys):
-            total += item.weight
-    return total
+    kb = timeline.knowledge
+    present: set[int] = set()
+    for key in active_conditions_on(
+        timeline, ordinal, kb.cms_of_condition.keys() & timeline.condition_active.keys()
+    ):
+        present.update(kb.cms_of_condition[key])
+    return sum(kb.cms_conditions[index].weight for index in present)
 
 
 def efi_deficits_on(timeline: PatientTimeline, ordinal: int) -> list[str]:

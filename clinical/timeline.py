@@ -22,7 +22,9 @@ from clinical.record import PatientRecord, add_years
 ANAEMIA_HB_G_PER_L = {"M": 130.0, "F": 120.0}
 
 
-def efi_category(efi: float, cutoffs: tuple[tuple[str, float], ...] = (("fit", 0.12), ("mild", 0.24), ("moderate", 0.36))) -> str:
+def efi_category(
+    efi: float, cutoffs: tuple[tuple[str, float], ...] = (("fit", 0.12), ("mild", 0.24), ("moderate", 0.36))
+) -> str:
     """The eFI category of a score: Clegg 2016 cut-offs fit ≤ 0.12 < mild ≤ 0.24 < moderate ≤ 0.36 < severe."""
     for name, upper in cutoffs:
         if efi <= upper + 1e-12:
@@ -182,7 +184,9 @@ class PatientTimeline:
             spans.append((days[j], min(first_in_window + within_days, self.hi)))
         return normalise(spans)
 
-    def distinct_drug_count_at_least(self, drugs: Iterable[str], k: int, weights: dict[str, float] | None = None):
+    def distinct_drug_count_at_least(
+        self, drugs: Iterable[str], k: int, weights: dict[str, float] | None = None
+    ):
         """Days on which the (weighted) number of active drugs among ``drugs`` is at least ``k``."""
         steps = self.weighted_steps(drugs, weights)
         return normalise((s.start, s.end) for s in steps if s.value >= k - 1e-9)
@@ -282,18 +286,16 @@ def _efi_deficit_sets(timeline: PatientTimeline) -> dict[str, IntervalSet]:
     period, abnormal results from the first abnormal result). Polypharmacy is the exception: it counts on the
     days when the patient has at least the stated number of distinct active medicines.
     """
-    out: dict[str, IntervalSet] = {}
-    for deficit in timeline.knowledge.efi_deficits:
-        spans: list[IntervalSet] = []
-        onsets = [timeline.condition_onset[k] for k in deficit.condition_keys if k in timeline.condition_onset]
-        if onsets:
-            spans.append(((min(onsets), timeline.hi),))
-        for ref in deficit.other_inputs:
-            spans.append(_other_input_days(timeline, ref))
-        days = union(*spans)
+    kb = timeline.knowledge
+    spans: dict[str, list[IntervalSet]] = {}
+    for key, onset in timeline.condition_onset.items():
+        for deficit in kb.efi_deficits_of_condition.get(key, ()):
+            spans.setdefault(deficit, []).append(((onset, timeline.hi),))
+    for deficit, ref in kb.efi_other_inputs:
+        days = _other_input_days(timeline, ref)
         if days:
-            out[deficit.name] = days
-    return out
+            spans.setdefault(deficit, []).append(days)
+    return {deficit: union(*items) for deficit, items in spans.items()}
 
 
 def _other_input_days(timeline: PatientTimeline, ref: str) -> IntervalSet:
@@ -347,7 +349,9 @@ def _drug_intervals(rows: Iterable[RxRow], hi: int) -> dict[str, IntervalSet]:
     return {drug: normalise(items) for drug, items in spans.items()}
 
 
-def _condition_intervals(rows: Iterable[ConditionRow], hi: int) -> tuple[dict[str, IntervalSet], dict[str, int]]:
+def _condition_intervals(
+    rows: Iterable[ConditionRow], hi: int
+) -> tuple[dict[str, IntervalSet], dict[str, int]]:
     spans: dict[str, list[tuple[int, int]]] = {}
     onset: dict[str, int] = {}
     for key, start, resolved in rows:

@@ -53,9 +53,15 @@ def data_fingerprint(cohort: Cohort) -> str:
     return digest.hexdigest()
 
 
-def code_fingerprint() -> str:
-    """A hash of the model package's source (the code version of the model)."""
+def code_fingerprint(vocabulary: GraphVocabulary | None = None) -> str:
+    """A hash of the model package's source and of the clinical knowledge frozen into the model's vocabulary.
+
+    The knowledge (drug classes, rules on edges) changes what the network computes as much as the code does, so
+    an edited rule file gives a new version rather than silently resuming or reusing an old one.
+    """
     digest = hashlib.sha256()
+    if vocabulary is not None:
+        digest.update(json.dumps(vocabulary.to_dict(), sort_keys=True).encode())
     for path in sorted(Path(__file__).parent.glob("*.py")):
         if path.name not in CODE_FILES_EXCLUDED:
             digest.update(path.name.encode())

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 from sqlalchemy import Engine
 
@@ -80,14 +81,22 @@ class TrainingData:
         return self.labels.labelled[rows] & chosen[None, :]
 
 
-def prepare_training_data(cohort: Cohort, config: ModelConfig, vocabulary: GraphVocabulary | None = None) -> TrainingData:
+def cohort_vocabulary(cohort: Cohort) -> GraphVocabulary:
+    """The clinical vocabulary plus the drug and condition keys seen in the data (each gets an embedding)."""
+    drugs = (
+        cohort.prescription.select(pl.col("ingredients").fill_null("").str.split(";").explode().str.strip_chars())
+        .to_series()
+        .to_list()
+    )
+    drugs += cohort.prescription["drug_key"].drop_nulls().to_list()
+    conditions = cohort.condition["condition_key"].drop_nulls().unique().to_list()
+    return GraphVocabulary.from_clinical(sorted({d.lower() for d in drugs if d}), conditions)
+
+
+def prepare_training_data(cohort: Cohort, config: ModelConfig, vocabulary: GraphVocabulary) -> TrainingData:
     if config.holdout_months >= config.train_months:
         raise ValueError("holdout_months must be smaller than train_months")
     grid = training_grid(cohort.extract_date, config.train_months)
-    if vocabulary is None:
-        drugs = cohort.prescription["drug_key"].drop_nulls().unique().to_list()
-        conditions = cohort.condition["condition_key"].drop_nulls().unique().to_list()
-        vocabulary = GraphVocabulary.from_clinical(drugs, conditions)
     population = build_population_graph(cohort, grid, vocabulary, config)
     labels = landmark_labels(cohort, grid)
     split = split_patients(cohort.patient.select("id", "practice_id"), config.split, config.seed)
@@ -338,7 +347,9 @@ def train_model(
     if cohort.patient.height == 0:
         raise ValueError("the database holds no patients to train on")
     data_hash = data_fingerprint(cohort)
-    version = model_version(config, data_hash, code_fingerprint())
+    vocabulary = cohort_vocabulary(cohort)
+    code_hash = code_fingerprint(vocabulary)
+    version = model_version(config, data_hash, code_hash)
     directory = Path(model_dir) / version
     if (directory / MODEL_FILE).exists() and (directory / METRICS_FILE).exists():
         metrics = json.loads((directory / METRICS_FILE).read_text())
@@ -348,7 +359,7 @@ def train_model(
         return version
 
     _say(progress, f"preparing {cohort.patient.height:,} patients")
-    data = prepare_training_data(cohort, config)
+    data = prepare_training_data(cohort, config, vocabulary)
     state_path = directory / STATE_FILE
     hpo_record: dict[str, Any] = {"trials": [], "chosen": {}, "search_space": SEARCH_SPACE, "note": "no search run"}
     if state_path.exists():
@@ -376,7 +387,7 @@ def train_model(
         model=model,
         meta={
             "data_hash": data_hash,
-            "code_hash": code_fingerprint(),
+            "code_hash": code_hash,
             "extract_date": cohort.extract_date.isoformat(),
             "grid": [data.grid.dates[0].isoformat(), data.grid.dates[-1].isoformat()],
             "fit_months": data.fit_months,

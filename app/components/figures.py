@@ -98,11 +98,7 @@ def risk_trajectory_figure(
     )
     if as_of is not None:
         figure.add_vline(x=as_of, line={"color": theme.NHS_SECONDARY_TEXT, "dash": "dot", "width": 1})
-    figure.update_layout(
-        title={"text": f"Risk over time · model {trajectory.model_version}", "x": 0, "font": {"size": 15}},
-        margin={"t": 80},
-        hovermode="closest",
-    )
+    figure.update_layout(margin={"t": 70}, hovermode="closest")
     return figure
 
 
@@ -399,7 +395,7 @@ def _lab_value(value: float | None) -> str:
 
 
 def _add_chapter_bands(figure: go.Figure, lanes: list[Lane]) -> None:
-    """Shade alternate BNF chapters and label each at the left, so lanes read as groups."""
+    """Shade alternate BNF chapters so lanes read as groups (the legend names each chapter by colour)."""
     total = len(lanes)
     groups: list[tuple[str, int, int]] = []
     for i, lane in enumerate(lanes):
@@ -426,17 +422,6 @@ def _add_chapter_bands(figure: go.Figure, lanes: list[Lane]) -> None:
                 line={"width": 0},
                 layer="below",
             )
-        figure.add_annotation(
-            text=name,
-            xref="paper",
-            yref="y",
-            x=1,
-            y=y1 - 0.05,
-            xanchor="right",
-            yanchor="top",
-            showarrow=False,
-            font={"size": 11, "color": theme.NHS_SECONDARY_TEXT},
-        )
 
 
 # ---------------------------------------------------------------- what-if

@@ -72,9 +72,8 @@ def scores_panel(view: PatientRecordView) -> html.Div:
             _score_tile("Medicines", str(active), "active on the as-of date"),
             _score_tile(
                 "Long-term conditions",
-                theme.format_number(ltc)
-                if ltc is not None
-                else str(len({c.key for c in view.active_conditions if c.key})),
+                theme.format_number(ltc) if ltc is not None else "—",
+                "coded, active" if ltc is not None else "not calculated",
             ),
             _score_tile(
                 "Active flags",

@@ -409,7 +409,7 @@ def pack_components(pack: SmrPack) -> html.Div:
                         [
                             html.Strong(f"{f.rule_id} ({f.severity}): "),
                             f.title,
-                            f" — {f.drugs}, since {f.since}. ",
+                            f". Drugs: {f.drugs}; since {f.since}. ",
                             html.Em(f.recommendation),
                             html.Br(),
                             html.Small(f.evidence, className="text-secondary"),

@@ -70,13 +70,15 @@ DOWNLOAD_ID = "patient-download"
 NOT_FOUND = "This patient was not found in your practices."
 LOAD_ERROR = "This record could not be loaded just now. Please try again; if it keeps happening, tell your administrator."
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+NONE = "*"  # the "no switch" choice of the what-if selects
 WHAT_IF_PROMPT = "Choose medicines to stop or switch, then press 'Run what-if'."
 
 
 def _section(title: str, body: Any, section_id: str | None = None, className: str = "") -> html.Section:
     heading_id = f"{section_id}-heading" if section_id else None
+    children = body if isinstance(body, list) else [body]  # Dash children must be a flat list
     return html.Section(
-        dbc.Card(dbc.CardBody([html.H2(title, className="h5", id=heading_id), body])),
+        dbc.Card(dbc.CardBody([html.H2(title, className="h5", id=heading_id), *children])),
         className=f"mb-3 {className}".strip(),
         **({"aria-labelledby": heading_id} if heading_id else {}),
     )
@@ -208,8 +210,8 @@ def _what_if_controls() -> html.Div:
                             dbc.Label("Switch from", html_for=WHATIF_SWITCH_FROM_ID),
                             dbc.Select(
                                 id=WHATIF_SWITCH_FROM_ID,
-                                options=[{"label": "No switch", "value": ""}],
-                                value="",
+                                options=[{"label": "No switch", "value": NONE}],
+                                value=NONE,
                             ),
                         ],
                         md=3,
@@ -219,8 +221,8 @@ def _what_if_controls() -> html.Div:
                             dbc.Label("Switch to", html_for=WHATIF_SWITCH_TO_ID),
                             dbc.Select(
                                 id=WHATIF_SWITCH_TO_ID,
-                                options=[{"label": "Choose a medicine", "value": ""}],
-                                value="",
+                                options=[{"label": "Choose a medicine", "value": NONE}],
+                                value=NONE,
                             ),
                         ],
                         md=3,
@@ -322,8 +324,8 @@ def load_patient(patient_id: str | None) -> tuple:
         interaction_timeline_figure(view),
         pack_components(smr_pack(view)),
         drug_options,
-        [{"label": "No switch", "value": ""}, *drug_options],
-        [{"label": "Choose a medicine", "value": ""}] + [{"label": d, "value": d} for d in switch_targets()],
+        [{"label": "No switch", "value": NONE}, *drug_options],
+        [{"label": "Choose a medicine", "value": NONE}] + [{"label": d, "value": d} for d in switch_targets()],
         view.as_of.isoformat(),
         None,
     )
@@ -349,6 +351,8 @@ def scenario_from_controls(
     stop: list[str] | None, switch_from: str | None, switch_to: str | None, from_date: str | None
 ) -> Scenario:
     """The what-if scenario the controls describe (a switch needs both ends; an unparseable date is ignored)."""
+    switch_from = None if switch_from in (None, "", NONE) else switch_from
+    switch_to = None if switch_to in (None, "", NONE) else switch_to
     switch = ((switch_from, switch_to),) if switch_from and switch_to and switch_from != switch_to else ()
     try:
         start = dt.date.fromisoformat(from_date) if from_date else None

@@ -56,6 +56,7 @@ ERROR_ID = "worklist-error"
 URL_SYNC_ID = "worklist-url-sync"
 
 BLOCK_ROWS = 100
+ANY = "*"  # the "any condition/medicine" choice (never a valid key, so normalised() drops it)
 ROW_LOAD_ERROR = "The worklist could not be loaded just now. Please try again; if it keeps happening, tell your administrator."
 
 
@@ -76,10 +77,10 @@ def column_defs() -> list[dict[str, Any]]:
     risk_columns = [
         {
             "field": f"risk_{o}",
-            "headerName": f"{OUTCOME_LABELS[o]} risk",
+            "headerName": OUTCOME_LABELS[o],
             "headerTooltip": f"Model estimate of the risk of {OUTCOME_LABELS[o].lower()} in the next 12 months (%)",
             "cellRenderer": "RiskCell",
-            "width": 130,
+            "width": 125,
             **number,
         }
         for o in OUTCOMES
@@ -105,7 +106,7 @@ def column_defs() -> list[dict[str, Any]]:
         },
         {"field": "medicines_count", "headerName": "Medicines", "width": 110, **number},
         {"field": "efi_category", "headerName": "Frailty (eFI)", "width": 120, **text},
-        *risk_columns,
+        {"headerName": "12-month risk (model)", "children": risk_columns},
         {
             "field": "risk_change_6m",
             "headerName": "6-month change",
@@ -136,7 +137,7 @@ def column_defs() -> list[dict[str, Any]]:
             "flex": 1,
             "minWidth": 320,
             "wrapText": True,
-            "autoHeight": True,
+            "tooltipField": "why",
             "cellClass": "dx-why-cell",
             **text,
         },
@@ -148,17 +149,18 @@ def grid() -> dag.AgGrid:
         id=GRID_ID,
         rowModelType="infinite",
         columnDefs=column_defs(),
-        defaultColDef={"sortable": True, "resizable": True, "suppressHeaderMenuButton": False},
+        defaultColDef={"sortable": True, "resizable": True, "wrapHeaderText": True, "autoHeaderHeight": True},
         dashGridOptions={
             "cacheBlockSize": BLOCK_ROWS,
             "maxBlocksInCache": 20,
             "infiniteInitialRowCount": BLOCK_ROWS,
             "rowBuffer": 5,
+            "rowHeight": 58,
             "animateRows": False,
             "ensureDomOrder": True,
             "enableCellTextSelection": True,
             "tooltipShowDelay": 300,
-            "overlayNoRowsTemplate": "No patients match these filters.",
+            "localeText": {"noRowsToShow": "No patients match these filters."},
         },
         style={"height": "640px", "width": "100%"},
         className="dx-grid",
@@ -245,15 +247,15 @@ def _filter_panel(filters: WorklistFilters, choices: dict[str, list[str]]) -> db
                                 dbc.Label("Condition", html_for=CONDITION_ID, className="dx-legend"),
                                 dbc.Select(
                                     id=CONDITION_ID,
-                                    value=filters.condition or "",
-                                    options=[{"label": "Any condition", "value": ""}]
+                                    value=filters.condition or ANY,
+                                    options=[{"label": "Any condition", "value": ANY}]
                                     + [{"label": _key_label(k), "value": k} for k in choices["conditions"]],
                                 ),
                                 dbc.Label("Medicine", html_for=DRUG_ID, className="dx-legend mt-2"),
                                 dbc.Select(
                                     id=DRUG_ID,
-                                    value=filters.drug or "",
-                                    options=[{"label": "Any medicine", "value": ""}]
+                                    value=filters.drug or ANY,
+                                    options=[{"label": "Any medicine", "value": ANY}]
                                     + [{"label": _key_label(k), "value": k} for k in choices["drugs"]],
                                 ),
                             ],

@@ -68,8 +68,24 @@ def add_user(
     )
 
 
-def list_users(engine: Engine) -> list[UserRecord]:
-    return store.list_users(engine)
+def list_users(engine: Engine) -> list[dict[str, object]]:
+    """Every account as a dict: username, role, active, practices (list), has_password, locked_until, created_at.
+
+    Password hashes never leave ``data_access.users``.
+    """
+    return [_as_listing(record) for record in store.list_users(engine)]
+
+
+def _as_listing(record: UserRecord) -> dict[str, object]:
+    return {
+        "username": record.username,
+        "role": record.role,
+        "active": record.active,
+        "practices": list(record.practice_ids),
+        "has_password": record.has_password,
+        "locked_until": record.locked_until,
+        "created_at": record.created_at,
+    }
 
 
 def disable_user(engine: Engine, username: str) -> None:

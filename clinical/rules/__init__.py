@@ -22,7 +22,7 @@ import yaml
 
 RULES_DIR = Path(__file__).resolve().parent
 
-FAMILIES = ("STOPP", "START", "PINCER", "DDI", "ACB", "STOPPFrail", "AKI")
+FAMILIES = ("STOPP", "START", "PINCER", "DDI", "ACB", "STOPPFrail", "AKI", "CASCADE")
 SEVERITIES = ("high", "moderate", "low")
 LAB_NAMES = (
     "egfr",
@@ -65,7 +65,16 @@ _RULE_KEYS = {
     "suggest",
     "when",
 }
-_REQUIRED_RULE_KEYS = ("id", "family", "source", "title", "severity", "rationale", "recommendation", "evidence")
+_REQUIRED_RULE_KEYS = (
+    "id",
+    "family",
+    "source",
+    "title",
+    "severity",
+    "rationale",
+    "recommendation",
+    "evidence",
+)
 _FILE_KEYS = {"source", "defaults", "rules", "omitted"}
 _SOURCE_KEYS = {"key", "name", "citation", "url"}
 _OMITTED_KEYS = {"criterion", "text", "reason"}
@@ -91,6 +100,7 @@ _WHEN_KEYS = {
     "no_social_care",
     "any_of",
     "all_of",
+    "cascade",
 }
 # Keys that can make a rule true on their own; a block built only of absences ("no NSAID") would flag everyone.
 _POSITIVE_KEYS = {
@@ -107,6 +117,7 @@ _POSITIVE_KEYS = {
     "social_care",
     "any_of",
     "all_of",
+    "cascade",
 }
 
 
@@ -152,6 +163,16 @@ class EventRequirement:
 
 
 @dataclass(frozen=True, slots=True)
+class Cascade:
+    """A prescribing cascade: a ``marker`` drug (B) started 1 to ``within_days`` days after the start of continuous
+    use of an ``index`` drug (A), while A is still taken (see FORMAT.md, "Prescribing cascades")."""
+
+    index: tuple[str, ...]
+    marker: tuple[str, ...]
+    within_days: int
+
+
+@dataclass(frozen=True, slots=True)
 class When:
     """A conjunction of criteria; every field left at its default does not constrain the day."""
 
@@ -176,6 +197,7 @@ class When:
     no_social_care: tuple[str, ...] = ()
     any_of: tuple[When, ...] = ()
     all_of: tuple[When, ...] = ()
+    cascade: Cascade | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,8 +304,10 @@ def parse_rule_document(data: Any, filename: str) -> tuple[RuleSource, list[Rule
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise RuleError(f"{where}: 'rules' must be a non-empty list")
-    rules = [_parse_rule({**defaults, **raw}, filename) if isinstance(raw, dict) else _bad_rule(raw, where)
-             for raw in raw_rules]
+    rules = [
+        _parse_rule({**defaults, **raw}, filename) if isinstance(raw, dict) else _bad_rule(raw, where)
+        for raw in raw_rules
+    ]
     omitted = [_parse_omission(item, source, where) for item in data.get("omitted") or []]
     return source, rules, omitted
 
@@ -300,7 +324,11 @@ def _parse_source(raw: Any, filename: str) -> RuleSource:
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise RuleError(f"{filename}: source.{key} is required")
     return RuleSource(
-        key=raw["key"], name=raw["name"], citation=raw["citation"], url=str(raw.get("url") or ""), file=filename
+        key=raw["key"],
+        name=raw["name"],
+        citation=raw["citation"],
+        url=str(raw.get("url") or ""),
+        file=filename,
     )
 
 
@@ -335,8 +363,12 @@ def _parse_rule(raw: dict[str, Any], filename: str) -> Rule:
     if "when" not in raw:
         raise RuleError(f"{where}: 'when' is required")
     when = _parse_when(raw["when"], where)
+    if any(block.cascade is not None for block in iter_when_blocks(when) if block is not when):
+        raise RuleError(f"{where}: 'cascade' is allowed only in the rule's top-level 'when' block")
     if not _has_positive(when):
-        raise RuleError(f"{where}: 'when' needs at least one positive criterion (drugs, conditions, lab, ...)")
+        raise RuleError(
+            f"{where}: 'when' needs at least one positive criterion (drugs, conditions, lab, ...)"
+        )
     suggest = _ref_list(raw.get("suggest"), f"{where} suggest", allow_bare=True)
     return Rule(
         id=rule_id,
@@ -377,6 +409,8 @@ def _parse_when(raw: Any, where: str) -> When:
             values[key] = _choice_list(raw[key], SOCIAL_CARE_KINDS, f"{where} {key}")
     if "drugs" in raw:
         values["drugs"] = _drug_requirements(raw["drugs"], where)
+    if "cascade" in raw:
+        values["cascade"] = _cascade(raw["cascade"], where)
     if "no_drugs" in raw:
         values["no_drugs"] = _ref_list(raw["no_drugs"], f"{where} no_drugs")
     for key in ("conditions", "conditions_ever", "no_conditions", "no_conditions_ever"):
@@ -429,12 +463,32 @@ def _drug_requirements(raw: Any, where: str) -> tuple[DrugRequirement, ...]:
                 refs=_ref_list(item["any"], f"{where} drugs.any"),
                 exclude=_ref_list(item.get("exclude"), f"{where} drugs.exclude"),
                 min_count=_int(item.get("min_count", 1), f"{where} min_count", minimum=1),
-                duration_min_days=None if duration is None else _int(duration, f"{where} duration", minimum=1),
+                duration_min_days=None
+                if duration is None
+                else _int(duration, f"{where} duration", minimum=1),
             )
         )
     if not out:
         raise RuleError(f"{where}: 'drugs' must not be empty")
     return tuple(out)
+
+
+def _cascade(raw: Any, where: str) -> Cascade:
+    if not isinstance(raw, dict):
+        raise RuleError(f"{where}: 'cascade' must be a mapping with index, marker and within_days")
+    _no_unknown_keys(raw, {"index", "marker", "within_days"}, f"{where} cascade")
+    for key in ("index", "marker", "within_days"):
+        if key not in raw:
+            raise RuleError(f"{where}: cascade needs '{key}'")
+    index = _ref_list(raw["index"], f"{where} cascade.index")
+    marker = _ref_list(raw["marker"], f"{where} cascade.marker")
+    if not index or not marker:
+        raise RuleError(f"{where}: cascade index and marker must not be empty")
+    if set(index) & set(marker):
+        raise RuleError(f"{where}: cascade index and marker name the same drugs")
+    return Cascade(
+        index=index, marker=marker, within_days=_int(raw["within_days"], f"{where} cascade", minimum=1)
+    )
 
 
 def _lab_test(raw: Any, where: str) -> LabTest:
@@ -572,7 +626,14 @@ def referenced_keys(rule: Rule) -> dict[str, set[str]]:
             refs.extend(requirement.refs)
             refs.extend(requirement.exclude)
         refs.extend(block.no_drugs)
-        for key in (*block.conditions, *block.conditions_ever, *block.no_conditions, *block.no_conditions_ever):
+        if block.cascade is not None:
+            refs.extend((*block.cascade.index, *block.cascade.marker))
+        for key in (
+            *block.conditions,
+            *block.conditions_ever,
+            *block.no_conditions,
+            *block.no_conditions_ever,
+        ):
             if key.startswith("group:"):
                 found["group"].add(key.removeprefix("group:"))
             else:

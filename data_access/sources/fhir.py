@@ -164,7 +164,7 @@ def _resources(file: Path) -> Iterator[tuple[_Where, dict[str, Any]]]:
         with file.open("r", encoding="utf-8-sig") as handle:
             document = json.load(handle)
     except json.JSONDecodeError as exc:
-        truncated = exc.pos >= file.stat().st_size - 3
+        truncated = _unbalanced(exc.doc)
         what = (
             "the file ends before the JSON does (truncated copy?)"
             if truncated
@@ -188,6 +188,28 @@ def _resources(file: Path) -> Iterator[tuple[_Where, dict[str, Any]]]:
         if "id" not in resource and isinstance(entry.get("fullUrl"), str):
             resource = {**resource, "id": _reference_id(entry["fullUrl"])}
         yield _Where(file.name, index), resource
+
+
+def _unbalanced(document: str) -> bool:
+    """Whether JSON text stops with a string or a bracket still open: the mark of a file cut short, as opposed
+    to one that is malformed in the middle. Only run on the error path."""
+    depth = 0
+    in_string = escaped = False
+    for char in document:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+    return in_string or depth > 0
 
 
 def _ndjson_resources(file: Path) -> Iterator[tuple[_Where, dict[str, Any]]]:

@@ -59,12 +59,12 @@ def test_user_management_functions(db_engine: Engine) -> None:
         add_user(db_engine, "x'; drop table app_user; --", "admin", [], "a sufficiently long password")
     with pytest.raises(WeakPasswordError):
         add_user(db_engine, "weak", "admin", [], "short")
-    users = {u.username: u for u in list_users(db_engine)}
-    assert users["dr.who"].practice_ids == ("PA", "PB") and users["dr.who"].has_password
-    assert not users["sso.only"].has_password and users["sso.only"].role == "researcher"
-    assert not hasattr(users["dr.who"], "password_hash")
+    users = {u["username"]: u for u in list_users(db_engine)}
+    assert users["dr.who"]["practices"] == ["PA", "PB"] and users["dr.who"]["has_password"]
+    assert not users["sso.only"]["has_password"] and users["sso.only"]["role"] == "researcher"
+    assert "password_hash" not in users["dr.who"]
     disable_user(db_engine, "dr.who")
-    assert not {u.username: u for u in list_users(db_engine)}["dr.who"].active
+    assert not {u["username"]: u for u in list_users(db_engine)}["dr.who"]["active"]
     with pytest.raises(UnknownUserError):
         disable_user(db_engine, "ghost")
     actions = [r.action for r in search_audit(db_engine, AuditFilter(username="(cli)"))]
@@ -81,9 +81,9 @@ def test_demo_accounts_cover_the_first_practices_only(db_engine: Engine) -> None
         "demo-admin": (),
     }
     ensure_demo_accounts(db_engine, "second demo password")  # re-running the demo with a new password
-    users = {u.username: u for u in list_users(db_engine)}
-    assert {users[name].role for name in assigned} == {"gp", "pharmacist", "researcher", "admin"}
-    assert all(users[name].active for name in assigned)
+    users = {u["username"]: u for u in list_users(db_engine)}
+    assert {users[name]["role"] for name in assigned} == {"gp", "pharmacist", "researcher", "admin"}
+    assert all(users[name]["active"] for name in assigned)
 
 
 def test_demo_password_works_after_a_rerun(engine: Engine, app: dash.Dash) -> None:
@@ -180,6 +180,7 @@ def _search_state(**values: str) -> list[dict]:
 
 
 def test_admin_audit_page_search_and_export(engine: Engine) -> None:
+    real_page = dash.page_registry.get("app.pages.admin_audit")  # the real dashboard's, if one was built
     with security_app(engine) as app:
         _load_admin_page(app)
         try:
@@ -215,3 +216,5 @@ def test_admin_audit_page_search_and_export(engine: Engine) -> None:
             assert _records(engine, username="gp-a", action="export_audit", outcome="denied")
         finally:
             dash.page_registry.pop("app.pages.admin_audit", None)
+            if real_page is not None:
+                dash.page_registry["app.pages.admin_audit"] = real_page

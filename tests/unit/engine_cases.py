@@ -65,7 +65,9 @@ def patient(
             Prescription(ingredients=(d,) if isinstance(d, str) else tuple(d), start=day(s), stop=day(e))
             for d, s, e in drugs
         ),
-        conditions=tuple(ConditionEpisode(c[0], day(c[1]), day(c[2]) if len(c) > 2 else None) for c in conditions),
+        conditions=tuple(
+            ConditionEpisode(c[0], day(c[1]), day(c[2]) if len(c) > 2 else None) for c in conditions
+        ),
         labs=tuple(LabResult(name, day(when), value) for name, when, value in labs),
         events=tuple(Event(kind, day(when)) for kind, when in events),
         social_care=tuple(SocialCare(s[0], day(s[1]), day(s[2]) if len(s) > 2 else None) for s in social),

@@ -15,13 +15,17 @@ from clinical.timeline import PatientTimeline
 
 
 def test_past_only_overlap_is_reported_with_its_end_and_is_not_active_now():
-    record = patient(drugs=(("warfarin", "2024-01-01", "2024-03-31"), ("ibuprofen", "2024-03-01", "2024-04-30")))
+    record = patient(
+        drugs=(("warfarin", "2024-01-01", "2024-03-31"), ("ibuprofen", "2024-03-01", "2024-04-30"))
+    )
     assert periods(record, "DDI-WARFARIN_NSAID") == [("2024-03-01", "2024-03-31", ("ibuprofen", "warfarin"))]
     assert not active_now(record, "DDI-WARFARIN_NSAID")
 
 
 def test_a_single_day_of_overlap_flags_that_day():
-    record = patient(drugs=(("warfarin", "2025-01-01", "2025-03-10"), ("naproxen", "2025-03-10", "2025-04-10")))
+    record = patient(
+        drugs=(("warfarin", "2025-01-01", "2025-03-10"), ("naproxen", "2025-03-10", "2025-04-10"))
+    )
     assert periods(record, "DDI-WARFARIN_NSAID") == [("2025-03-10", "2025-03-10", ("naproxen", "warfarin"))]
 
 
@@ -59,7 +63,9 @@ def test_gap_in_gastroprotection_flags_again():
 
 
 def test_switching_nsaid_without_a_gap_is_one_period_with_both_drugs():
-    record = patient(age=80, drugs=(("ibuprofen", "2025-01-01", "2025-03-31"), ("naproxen", "2025-04-01", None)))
+    record = patient(
+        age=80, drugs=(("ibuprofen", "2025-01-01", "2025-03-31"), ("naproxen", "2025-04-01", None))
+    )
     assert periods(record, "PINCER-GI_P3A") == [("2025-01-01", None, ("ibuprofen", "naproxen"))]
 
 
@@ -84,8 +90,11 @@ def test_lab_result_is_valid_for_its_window_and_superseded_by_a_later_result():
 
 
 def test_null_lab_value_neither_satisfies_a_comparison_nor_hides_an_earlier_value():
-    record = patient(age=50, drugs=(("ibuprofen", "2025-01-01", None),), labs=(
-        ("egfr", "2025-02-01", 30.0), ("egfr", "2025-05-01", None)))
+    record = patient(
+        age=50,
+        drugs=(("ibuprofen", "2025-01-01", None),),
+        labs=(("egfr", "2025-02-01", 30.0), ("egfr", "2025-05-01", None)),
+    )
     assert periods(record, "PINCER-KI_P3K") == [("2025-02-01", None, ("ibuprofen",))]
 
 
@@ -100,15 +109,23 @@ def test_duration_threshold_counts_the_start_day():
 
 
 def test_resolved_condition_ends_the_flag_on_its_resolution_date():
-    record = patient(conditions=(("asthma", "2010-01-01", "2024-12-31"),), drugs=(("propranolol", "2024-06-01", None),))
+    record = patient(
+        conditions=(("asthma", "2010-01-01", "2024-12-31"),), drugs=(("propranolol", "2024-06-01", None),)
+    )
     assert periods(record, "PINCER-AS_P3G") == [("2024-06-01", "2024-12-31", ("propranolol",))]
 
 
 def test_combination_product_contributes_each_ingredient():
-    record = patient(drugs=((("amiloride", "furosemide"), "2025-01-01", None), ("ramipril", "2025-01-01", None),
-                            ("ibuprofen", "2025-06-01", None)))
-    assert periods(record, "DDI-TRIPLE_WHAMMY") == [("2025-06-01", None, ("amiloride", "furosemide", "ibuprofen",
-                                                                        "ramipril"))]
+    record = patient(
+        drugs=(
+            (("amiloride", "furosemide"), "2025-01-01", None),
+            ("ramipril", "2025-01-01", None),
+            ("ibuprofen", "2025-06-01", None),
+        )
+    )
+    assert periods(record, "DDI-TRIPLE_WHAMMY") == [
+        ("2025-06-01", None, ("amiloride", "furosemide", "ibuprofen", "ramipril"))
+    ]
 
 
 def test_as_of_in_the_past_cuts_the_record():
@@ -119,8 +136,19 @@ def test_as_of_in_the_past_cuts_the_record():
 def _custom_engine(when: dict) -> SafetyEngine:
     doc = {
         "source": {"key": "t", "name": "test", "citation": "test"},
-        "rules": [{"id": "DDI-TEST", "family": "DDI", "source": "t", "title": "t", "severity": "low",
-                   "rationale": "r", "recommendation": "r", "evidence": "e", "when": when}],
+        "rules": [
+            {
+                "id": "DDI-TEST",
+                "family": "DDI",
+                "source": "t",
+                "title": "t",
+                "severity": "low",
+                "rationale": "r",
+                "recommendation": "r",
+                "evidence": "e",
+                "when": when,
+            }
+        ],
     }
     source, rules, _ = parse_rule_document(doc, "test.yaml")
     return SafetyEngine(RuleBook(tuple(rules), (source,)), load_knowledge())
@@ -139,7 +167,9 @@ def test_min_count_needs_that_many_distinct_drugs_at_once():
     record = patient(drugs=(("citalopram", "2025-01-01", "2025-02-28"), ("domperidone", "2025-03-01", None)))
     assert periods(record, "DDI-QT_TWO_KNOWN_RISK") == []
     overlap = patient(drugs=(("citalopram", "2025-01-01", "2025-03-05"), ("domperidone", "2025-03-01", None)))
-    assert periods(overlap, "DDI-QT_TWO_KNOWN_RISK") == [("2025-03-01", "2025-03-05", ("citalopram", "domperidone"))]
+    assert periods(overlap, "DDI-QT_TWO_KNOWN_RISK") == [
+        ("2025-03-01", "2025-03-05", ("citalopram", "domperidone"))
+    ]
 
 
 def test_same_drug_twice_does_not_meet_min_count():
@@ -157,7 +187,9 @@ def test_events_window_and_min_count():
 def test_unknown_sex_never_satisfies_a_sex_criterion():
     custom = _custom_engine({"sex": "F", "drugs": ["class:nsaid"]})
     record = patient(drugs=(("ibuprofen", "2025-01-01", None),))
-    unknown = type(record)(patient_id="p", birth_date=record.birth_date, sex=None, prescriptions=record.prescriptions)
+    unknown = type(record)(
+        patient_id="p", birth_date=record.birth_date, sex=None, prescriptions=record.prescriptions
+    )
     assert custom.evaluate(unknown, AS_OF) == []
     assert len(custom.evaluate(record, AS_OF)) == 1
 

@@ -37,9 +37,12 @@ def records_from_frames(frames: dict[str, pl.DataFrame]) -> dict[str, PatientRec
     parts: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for row in frames["prescription"].iter_rows(named=True):
         parts[row["patient_id"]]["rx"].append(
-            Prescription(tuple(row["ingredients"].split(";")), row["start"], row["stop"]))
+            Prescription(tuple(row["ingredients"].split(";")), row["start"], row["stop"])
+        )
     for row in frames["condition"].iter_rows(named=True):
-        parts[row["patient_id"]]["cond"].append(ConditionEpisode(row["condition_key"], row["onset"], row["resolved"]))
+        parts[row["patient_id"]]["cond"].append(
+            ConditionEpisode(row["condition_key"], row["onset"], row["resolved"])
+        )
     for row in frames["observation"].iter_rows(named=True):
         parts[row["patient_id"]]["lab"].append(LabResult(row["type"], row["date"], row["value"]))
     for row in frames["event"].iter_rows(named=True):
@@ -50,9 +53,15 @@ def records_from_frames(frames: dict[str, pl.DataFrame]) -> dict[str, PatientRec
     for row in frames["patient"].iter_rows(named=True):
         p = parts[row["id"]]
         out[row["id"]] = PatientRecord(
-            patient_id=row["id"], birth_date=birth_date_from_year_month(row["birth_year"], row["birth_month"]),
-            sex=row["sex"], prescriptions=tuple(p["rx"]), conditions=tuple(p["cond"]), labs=tuple(p["lab"]),
-            events=tuple(p["event"]), social_care=tuple(p["social"]))
+            patient_id=row["id"],
+            birth_date=birth_date_from_year_month(row["birth_year"], row["birth_month"]),
+            sex=row["sex"],
+            prescriptions=tuple(p["rx"]),
+            conditions=tuple(p["cond"]),
+            labs=tuple(p["lab"]),
+            events=tuple(p["event"]),
+            social_care=tuple(p["social"]),
+        )
     return out
 
 
@@ -91,17 +100,34 @@ def test_frames_have_the_documented_schema(frames):
 
 def test_flags_stop_at_death_and_empty_tables_are_handled():
     frames = {
-        "patient": pl.DataFrame({"id": ["a", "b"], "birth_year": [1940, 1990], "birth_month": [5, 1],
-                                 "sex": ["F", "M"], "died_on": [date(2025, 3, 1), None]},
-                                schema_overrides={"died_on": pl.Date}),
-        "prescription": pl.DataFrame({"patient_id": ["a"], "ingredients": ["ibuprofen"], "drug_key": ["ibuprofen"],
-                                      "start": [date(2025, 1, 1)], "stop": [None]},
-                                     schema_overrides={"stop": pl.Date}),
-        "condition": pl.DataFrame(schema={"patient_id": pl.Utf8, "condition_key": pl.Utf8, "onset": pl.Date,
-                                          "resolved": pl.Date}),
+        "patient": pl.DataFrame(
+            {
+                "id": ["a", "b"],
+                "birth_year": [1940, 1990],
+                "birth_month": [5, 1],
+                "sex": ["F", "M"],
+                "died_on": [date(2025, 3, 1), None],
+            },
+            schema_overrides={"died_on": pl.Date},
+        ),
+        "prescription": pl.DataFrame(
+            {
+                "patient_id": ["a"],
+                "ingredients": ["ibuprofen"],
+                "drug_key": ["ibuprofen"],
+                "start": [date(2025, 1, 1)],
+                "stop": [None],
+            },
+            schema_overrides={"stop": pl.Date},
+        ),
+        "condition": pl.DataFrame(
+            schema={"patient_id": pl.Utf8, "condition_key": pl.Utf8, "onset": pl.Date, "resolved": pl.Date}
+        ),
     }
     flags, score_frame = evaluate_population(frames, AS_OF, workers=1)
     assert flags.filter(pl.col("rule_id") == "PINCER-GI_P3A").rows() == [
         ("a", "PINCER-GI_P3A", date(2025, 1, 1), date(2025, 3, 1), "ibuprofen", "high")
     ]
-    assert score_frame.filter((pl.col("patient_id") == "b") & (pl.col("kind") == "medicines"))["value"].to_list() == [0.0]
+    assert score_frame.filter((pl.col("patient_id") == "b") & (pl.col("kind") == "medicines"))[
+        "value"
+    ].to_list() == [0.0]

@@ -64,8 +64,17 @@ def test_rule_fires_on_its_minimal_example_and_needs_each_drug(rule):
 
 
 def _rule_doc(**changes) -> dict:
-    rule = {"id": "DDI-X", "family": "DDI", "source": "s", "title": "t", "severity": "high", "rationale": "r",
-            "recommendation": "r", "evidence": "e", "when": {"drugs": ["class:nsaid"]}}
+    rule = {
+        "id": "DDI-X",
+        "family": "DDI",
+        "source": "s",
+        "title": "t",
+        "severity": "high",
+        "rationale": "r",
+        "recommendation": "r",
+        "evidence": "e",
+        "when": {"drugs": ["class:nsaid"]},
+    }
     rule.update(changes)
     return {"source": {"key": "x", "name": "x", "citation": "c"}, "rules": [rule]}
 
@@ -95,7 +104,11 @@ def test_unknown_vocabulary_key_is_reported_with_the_rule_id():
     source, rules, _ = parse_rule_document(_rule_doc(when={"drugs": ["class:nsaidz"]}), "bad.yaml")
     kb = load_knowledge()
     problems = vocabulary_problems(
-        RuleBook(tuple(rules), (source,)), set(kb.class_members), set(kb.drug_keys), set(kb.condition_keys), set()
+        RuleBook(tuple(rules), (source,)),
+        set(kb.class_members),
+        set(kb.drug_keys),
+        set(kb.condition_keys),
+        set(),
     )
     assert problems == ["DDI-X: unknown class 'nsaidz'"]
     with pytest.raises(ValueError, match="DDI-X: unknown class 'nsaidz'"):
@@ -104,4 +117,6 @@ def test_unknown_vocabulary_key_is_reported_with_the_rule_id():
 
 def test_docs_rules_md_is_up_to_date():
     assert DOC_PATH.exists(), "run: python -m clinical.rules_doc"
-    assert DOC_PATH.read_text(encoding="utf-8") == render_rules_markdown(BOOK), "run: python -m clinical.rules_doc"
+    assert DOC_PATH.read_text(encoding="utf-8") == render_rules_markdown(BOOK), (
+        "run: python -m clinical.rules_doc"
+    )

@@ -27,19 +27,31 @@ NSAID_NOW = ("ibuprofen", "2025-05-01", None)
             patient(age=50, drugs=(NSAID_NOW,), conditions=(("peptic_ulcer", "2015-01-01", "2015-06-01"),)),
             [
                 patient(age=50, drugs=(NSAID_NOW,)),
-                patient(age=50, drugs=(NSAID_NOW, ("lansoprazole", "2025-01-01", None)),
-                        conditions=(("peptic_ulcer", "2015-01-01"),)),
+                patient(
+                    age=50,
+                    drugs=(NSAID_NOW, ("lansoprazole", "2025-01-01", None)),
+                    conditions=(("peptic_ulcer", "2015-01-01"),),
+                ),
                 patient(age=50, drugs=(NSAID_NOW,), conditions=(("gord", "2015-01-01"),)),
             ],
         ),
         (
             "PINCER-GI_P3C",
-            patient(age=50, drugs=(("clopidogrel", "2025-01-01", None),), events=(("gi_bleed", "2020-02-02"),)),
+            patient(
+                age=50, drugs=(("clopidogrel", "2025-01-01", None),), events=(("gi_bleed", "2020-02-02"),)
+            ),
             [
                 patient(age=50, drugs=(("clopidogrel", "2025-01-01", None),)),
-                patient(age=50, drugs=(("clopidogrel", "2025-01-01", None), ("omeprazole", "2024-01-01", None)),
-                        conditions=(("gi_bleed_history", "2020-02-02"),)),
-                patient(age=50, drugs=(("warfarin", "2025-01-01", None),), conditions=(("peptic_ulcer", "2020-02-02"),)),
+                patient(
+                    age=50,
+                    drugs=(("clopidogrel", "2025-01-01", None), ("omeprazole", "2024-01-01", None)),
+                    conditions=(("gi_bleed_history", "2020-02-02"),),
+                ),
+                patient(
+                    age=50,
+                    drugs=(("warfarin", "2025-01-01", None),),
+                    conditions=(("peptic_ulcer", "2020-02-02"),),
+                ),
             ],
         ),
         (
@@ -55,8 +67,13 @@ NSAID_NOW = ("ibuprofen", "2025-05-01", None)
             "PINCER-GI_P3E",
             patient(drugs=(("warfarin", "2024-01-01", None), ("aspirin", "2025-01-01", None))),
             [
-                patient(drugs=(("warfarin", "2024-01-01", None), ("aspirin", "2025-01-01", None),
-                               ("omeprazole", "2024-01-01", None))),
+                patient(
+                    drugs=(
+                        ("warfarin", "2024-01-01", None),
+                        ("aspirin", "2025-01-01", None),
+                        ("omeprazole", "2024-01-01", None),
+                    )
+                ),
                 patient(drugs=(("warfarin", "2024-01-01", None),)),
             ],
         ),
@@ -64,8 +81,13 @@ NSAID_NOW = ("ibuprofen", "2025-05-01", None)
             "PINCER-GI_P3F",
             patient(drugs=(("aspirin", "2024-01-01", None), ("clopidogrel", "2025-01-01", None))),
             [
-                patient(drugs=(("aspirin", "2024-01-01", None), ("clopidogrel", "2025-01-01", None),
-                               ("pantoprazole", "2024-01-01", None))),
+                patient(
+                    drugs=(
+                        ("aspirin", "2024-01-01", None),
+                        ("clopidogrel", "2025-01-01", None),
+                        ("pantoprazole", "2024-01-01", None),
+                    )
+                ),
                 patient(drugs=(("clopidogrel", "2024-01-01", None), ("ticagrelor", "2025-01-01", None))),
                 patient(drugs=(("aspirin", "2024-01-01", None),)),
             ],
@@ -75,8 +97,10 @@ NSAID_NOW = ("ibuprofen", "2025-05-01", None)
             patient(conditions=(("asthma", "2000-01-01"),), drugs=(("propranolol", "2025-01-01", None),)),
             [
                 patient(conditions=(("asthma", "2000-01-01"),), drugs=(("bisoprolol", "2025-01-01", None),)),
-                patient(conditions=(("asthma", "2000-01-01", "2020-01-01"),),
-                        drugs=(("propranolol", "2025-01-01", None),)),
+                patient(
+                    conditions=(("asthma", "2000-01-01", "2020-01-01"),),
+                    drugs=(("propranolol", "2025-01-01", None),),
+                ),
                 patient(conditions=(("copd", "2000-01-01"),), drugs=(("propranolol", "2025-01-01", None),)),
             ],
         ),
@@ -84,10 +108,16 @@ NSAID_NOW = ("ibuprofen", "2025-05-01", None)
             "PINCER-HF_P3I",
             patient(age=50, conditions=(("heart_failure", "2019-03-01"),), drugs=(NSAID_NOW,)),
             [
-                patient(age=50, conditions=(("heart_failure", "2019-03-01"),),
-                        drugs=(("paracetamol", "2025-01-01", None),)),
-                patient(age=50, conditions=(("heart_failure", "2025-06-01"),),
-                        drugs=(("naproxen", "2025-01-01", "2025-05-31"),)),
+                patient(
+                    age=50,
+                    conditions=(("heart_failure", "2019-03-01"),),
+                    drugs=(("paracetamol", "2025-01-01", None),),
+                ),
+                patient(
+                    age=50,
+                    conditions=(("heart_failure", "2025-06-01"),),
+                    drugs=(("naproxen", "2025-01-01", "2025-05-31"),),
+                ),
             ],
         ),
         (
@@ -96,18 +126,28 @@ NSAID_NOW = ("ibuprofen", "2025-05-01", None)
             [
                 patient(age=50, drugs=(NSAID_NOW,), labs=(("egfr", "2025-04-02", 45.0),)),
                 patient(age=50, drugs=(NSAID_NOW,), labs=(("egfr", "2023-04-02", 30.0),)),
-                patient(age=50, drugs=(NSAID_NOW,), labs=(("egfr", "2025-04-02", 30.0), ("egfr", "2025-05-15", 62.0))),
+                patient(
+                    age=50,
+                    drugs=(NSAID_NOW,),
+                    labs=(("egfr", "2025-04-02", 30.0), ("egfr", "2025-05-15", 62.0)),
+                ),
                 patient(age=50, drugs=(NSAID_NOW,), labs=(("creatinine", "2025-04-02", 300.0),)),
             ],
         ),
         (
             "PINCER-MO_P13",
-            patient(age=80, drugs=(("ramipril", "2020-01-01", None),), labs=(("egfr", "2025-01-01", 70.0),)),
+            patient(age=80, drugs=(("ramipril", "2020-01-01", None),), labs=(("egfr", "2024-01-01", 70.0),)),
             [
+                patient(
+                    age=80, drugs=(("ramipril", "2020-01-01", None),), labs=(("egfr", "2025-01-01", 70.0),)
+                ),
                 patient(age=74, drugs=(("ramipril", "2020-01-01", None),)),
                 patient(age=80, drugs=(("ramipril", "2025-01-01", None),)),
-                patient(age=80, drugs=(("ramipril", "2020-01-01", None),),
-                        labs=(("egfr", "2025-01-01", 70.0), ("potassium", "2025-01-01", 4.5))),
+                patient(
+                    age=80,
+                    drugs=(("ramipril", "2020-01-01", None),),
+                    labs=(("egfr", "2025-01-01", 70.0), ("potassium", "2025-01-01", 4.5)),
+                ),
                 patient(age=80, drugs=(("amlodipine", "2020-01-01", None),)),
             ],
         ),
@@ -115,13 +155,18 @@ NSAID_NOW = ("ibuprofen", "2025-05-01", None)
             "PINCER-MO_P15_FBC",
             patient(drugs=(("methotrexate", "2024-01-01", None),), labs=(("alt", "2025-06-01", 20.0),)),
             [
-                patient(drugs=(("methotrexate", "2024-01-01", None),), labs=(("haemoglobin", "2025-05-01", 130.0),)),
+                patient(
+                    drugs=(("methotrexate", "2024-01-01", None),),
+                    labs=(("haemoglobin", "2025-05-01", 130.0),),
+                ),
                 patient(drugs=(("methotrexate", "2025-05-01", None),)),
             ],
         ),
         (
             "PINCER-MO_P15_LFT",
-            patient(drugs=(("methotrexate", "2024-01-01", None),), labs=(("haemoglobin", "2025-06-01", 130.0),)),
+            patient(
+                drugs=(("methotrexate", "2024-01-01", None),), labs=(("haemoglobin", "2025-06-01", 130.0),)
+            ),
             [
                 patient(drugs=(("methotrexate", "2024-01-01", None),), labs=(("alt", "2025-05-01", 25.0),)),
                 patient(drugs=(("methotrexate", "2024-01-01", "2025-01-31"),)),
@@ -157,13 +202,16 @@ def test_gi_p3b_history_counts_even_when_the_ulcer_is_resolved():
 
 
 def test_gi_p3b_does_not_flag_before_the_history_exists():
-    record = patient(age=40, drugs=(("ibuprofen", "2025-01-01", None),), conditions=(("peptic_ulcer", "2025-03-01"),))
+    record = patient(
+        age=40, drugs=(("ibuprofen", "2025-01-01", None),), conditions=(("peptic_ulcer", "2025-03-01"),)
+    )
     assert periods(record, "PINCER-GI_P3B") == [("2025-03-01", None, ("ibuprofen",))]
 
 
 def test_mo_p13_starts_when_the_drug_is_long_term_and_the_last_test_has_expired():
-    record = patient(age=85, drugs=(("furosemide", "2022-01-01", None),),
-                     labs=(("egfr", "2023-06-01", 60.0), ("sodium", "2023-06-01", 140.0)))
+    record = patient(
+        age=85, drugs=(("furosemide", "2022-01-01", None),), labs=(("sodium", "2023-06-01", 140.0),)
+    )
     # Long-term (456 days) from 2023-04-01, untested until 2023-06-01, then again 456 days after that test.
     assert periods(record, "PINCER-MO_P13") == [
         ("2023-04-01", "2023-05-31", ("furosemide",)),

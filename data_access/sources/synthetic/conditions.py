@@ -51,6 +51,9 @@ class ConditionSpec:
     loadings: Mapping[str, float] = field(default_factory=dict)
     sex: str | None = None
     """'M' or 'F' when the condition is restricted to one sex (anchors are then that sex's prevalence)."""
+    from_events: bool = False
+    """Prevalent at the start from the curve, but afterwards recorded only when the event happens (falls, bleeds,
+    fractures come from the hazard model, not from the curve)."""
 
 
 def _c(key: str, anchors: tuple[tuple[float, float], ...], **kwargs: object) -> ConditionSpec:
@@ -345,7 +348,31 @@ CONDITIONS: tuple[ConditionSpec, ...] = (
         male_log_or=-0.3,
         loadings={"general": 0.5},
     ),
+    # Histories recorded from events during the window (prevalence at the start only).
+    _c(
+        "falls_history",
+        ((50, 0.005), (65, 0.02), (75, 0.06), (85, 0.14), (95, 0.22), (105, 0.23)),
+        male_log_or=-0.3,
+        loadings={"general": 0.5, "neurological": 0.3},
+        from_events=True,
+    ),
+    _c(
+        "gi_bleed_history",
+        ((40, 0.001), (60, 0.006), (75, 0.015), (90, 0.025), (105, 0.026)),
+        male_log_or=0.3,
+        loadings={"general": 0.3},
+        from_events=True,
+    ),
+    _c(
+        "fragility_fracture",
+        ((50, 0.005), (65, 0.02), (75, 0.05), (85, 0.10), (95, 0.15), (105, 0.155)),
+        male_log_or=-0.8,
+        loadings={"general": 0.3, "musculoskeletal": 0.4},
+        from_events=True,
+    ),
 )
+DERIVED_CONDITIONS = ("ckd", "myocardial_infarction")
+"""Condition keys not drawn from a prevalence curve: CKD follows eGFR, MI is a subset of IHD."""
 
 MI_SHARE_OF_IHD = 0.35
 """Share of people with ischaemic heart disease who also carry a myocardial infarction code (QOF CHD register;
@@ -399,10 +426,10 @@ class ConditionModel:
             liability[:, c] = x
         return cls(specs=specs, mu=mu, slope=slope, liability=liability, eligible=eligible)
 
-    def prevalence_at(self, age_years: np.ndarray) -> np.ndarray:
+    def prevalence_at(self, age_years: np.ndarray, extra_logit: np.ndarray | float = 0.0) -> np.ndarray:
         """(n, C) probability of having had each condition by ``age_years``."""
         idx = _age_index(age_years)
-        return _sigmoid(self.mu[:, idx].T + self.liability) * self.eligible
+        return _sigmoid(self.mu[:, idx].T + self.liability + extra_logit) * self.eligible
 
     def onset_ages(
         self, c: int, who: np.ndarray, age_years: np.ndarray, prevalence: np.ndarray, u: np.ndarray
@@ -418,7 +445,13 @@ class ConditionModel:
         """(n, C) probability of onset within the next month for someone without the condition."""
         idx = _age_index(age_years)
         hazard_per_year = _sigmoid(self.mu[:, idx].T + self.liability) * self.slope[:, idx].T
-        return (1.0 - np.exp(-hazard_per_year / 12.0)) * self.eligible
+        probability = (1.0 - np.exp(-hazard_per_year / 12.0)) * self.eligible
+        probability[:, self.from_events] = 0.0
+        return probability
+
+    @property
+    def from_events(self) -> np.ndarray:
+        return np.array([s.from_events for s in self.specs], dtype=bool)
 
 
 def _curve(

@@ -1,0 +1,174 @@
+"""Browser tests of the dashboard: one small demo cohort and one live server shared by every e2e test.
+
+- The browser is the system Chromium (never ``playwright install``: no downloads on these machines).
+- The app is served in-process by werkzeug on a free port (port 0) in a daemon thread.
+- The cohort is built once per session with the real demo pipeline (synthetic cohort → flags and scores → model,
+  1 epoch → predictions → worklist). While the model pipeline is not installed, the seeded test factory
+  (``tests/dashboard_factory.py``) stands in, so the pages can still be driven end to end.
+- Every test fails on a browser console error or an uncaught page error; screenshots go to
+  ``test-artifacts/screenshots/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from werkzeug.serving import make_server
+
+from data_access.db import make_engine
+from data_access.migrate import upgrade_database
+from data_access.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
+AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+CHROMIUM = "/usr/bin/chromium"
+E2E_PATIENTS = 300
+E2E_SEED = 20261201
+DEMO_PASSWORD = "e2e-demo-password-4815"
+
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+    }
+
+
+def _pipeline_available() -> bool:
+    """Whether the lead's demo pipeline and its model steps are installed (they land in stages)."""
+    try:
+        synthetic = importlib.util.find_spec("data_access.sources.synthetic")
+        return all(importlib.util.find_spec(m) for m in ("models.training", "models.scoring")) and bool(
+            synthetic and hasattr(importlib.import_module("data_access.sources.synthetic"), "generate_cohort")
+        )
+    except ImportError:
+        return False
+
+
+def build_e2e_cohort(engine: Engine, model_dir: Path) -> str:
+    """Build the shared cohort; returns which builder was used ('pipeline' or 'factory')."""
+    if _pipeline_available():
+        from data_access.demo import build_demo_database
+
+        build_demo_database(engine, patients=E2E_PATIENTS, seed=E2E_SEED, epochs=1, model_dir=model_dir)
+        return "pipeline"
+    from dashboard_factory import AS_OF, TEST_GROUPS, TEST_RULE_TITLES, CohortBuilder, add_varied_patients
+
+    from data_access.worklist_build import refresh_worklist
+
+    builder = CohortBuilder().model_run()
+    add_varied_patients(builder, E2E_PATIENTS, seed=7, practices=("P001", "P002", "P003"))
+    builder.load(engine)
+    refresh_worklist(engine, as_of=AS_OF, groups=TEST_GROUPS, rule_titles=TEST_RULE_TITLES)
+    return "factory"
+
+
+@dataclass
+class LiveDashboard:
+    base_url: str
+    engine: Engine
+    builder: str
+    password: str = DEMO_PASSWORD
+    practices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def live_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDashboard]:
+    from argon2 import PasswordHasher, profiles
+
+    from app import create_app
+    from app.security import ensure_demo_accounts
+    from app.security.passwords import use_hasher
+
+    # Argon2's cheapest profile keeps sign-in fast in tests; production parameters are tested by the security suite.
+    use_hasher(PasswordHasher.from_parameters(profiles.CHEAPEST))
+    workdir = tmp_path_factory.mktemp("e2e")
+    engine = make_engine(f"sqlite:///{workdir / 'e2e.sqlite'}")
+    upgrade_database(engine)
+    builder = build_e2e_cohort(engine, workdir / "models")
+    practices = ensure_demo_accounts(engine, DEMO_PASSWORD)
+    settings = Settings(
+        database_url=str(engine.url),
+        model_service_url=None,
+        model_service_token=None,
+        secret_key="e2e-secret-key-not-for-production-0123456789",
+        device="cpu",
+        demo=True,
+    )
+    app = create_app(settings, engine=engine)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveDashboard(
+            base_url=f"http://127.0.0.1:{server.server_port}", engine=engine, builder=builder, practices=practices
+        )
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def base_url(live_dashboard: LiveDashboard) -> str:
+    """pytest-playwright resolves relative ``page.goto`` paths against this."""
+    return live_dashboard.base_url
+
+
+@dataclass
+class ConsoleWatch:
+    errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+
+
+@pytest.fixture
+def console(page) -> Iterator[ConsoleWatch]:  # noqa: ANN001 - playwright Page
+    """Collect console errors and uncaught exceptions of ``page``; the test fails if any was unexpected."""
+    watch = ConsoleWatch()
+    page.on("console", lambda message: watch.errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: watch.errors.append(f"uncaught: {error}"))
+    yield watch
+    problems = watch.unexpected()
+    assert not problems, f"browser console errors: {problems}"
+
+
+def sign_in(page, username: str, password: str = DEMO_PASSWORD, next_path: str = "/") -> None:  # noqa: ANN001
+    page.goto(f"/login?next={next_path}")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"^(?!.*/login).*$"))
+
+
+def screenshot(page, name: str) -> Path:  # noqa: ANN001
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture
+def gp_page(page, console: ConsoleWatch, live_dashboard: LiveDashboard):  # noqa: ANN001, ANN201
+    """A page signed in as demo-gp (console errors fail the test)."""
+    page.set_default_timeout(20_000)
+    sign_in(page, "demo-gp")
+    return page
