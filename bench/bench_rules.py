@@ -10,6 +10,7 @@ then times ``clinical.population.evaluate_population`` (every rule file, scores 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from datetime import date
@@ -27,6 +28,13 @@ def _peak_rss_mb() -> tuple[float, float]:
     return own, children
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by this process and by its finished worker processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("patients", nargs="?", type=int, default=100_000)
@@ -41,9 +49,12 @@ def main() -> None:
     engine = default_engine()  # loading and compiling the rules is a one-off cost, timed separately
     compiled = time.perf_counter() - started - generated
 
+    cpu_before = _cpu_seconds()
     began = time.perf_counter()
     flags, scores = evaluate_population(frames, AS_OF, engine=engine, workers=args.workers)
     wall = time.perf_counter() - began
+    parent_cpu = _cpu_seconds()[0] - cpu_before[0]
+    worker_cpu = _cpu_seconds()[1] - cpu_before[1]
     own, children = _peak_rss_mb()
     print(f"population: {args.patients} patients, rows {rows} (generated in {generated:.1f} s)")
     print(f"rules: {len(engine.rules)} compiled in {compiled:.2f} s")
@@ -52,6 +63,14 @@ def main() -> None:
         f"scores: {scores.height} values"
     )
     print(f"wall time: {wall:.1f} s  ->  {args.patients / wall:,.0f} patients/s")
+    # On a shared machine wall time depends on other load; CPU time does not. With W idle cores the wall time is
+    # about the parent's CPU time (preparing rows, building frames) plus the workers' CPU time divided by W.
+    workers = max(1, min(args.workers or 2, os.cpu_count() or 1))
+    print(
+        f"CPU time: parent {parent_cpu:.1f} s, workers {worker_cpu:.1f} s -> about "
+        f"{parent_cpu + worker_cpu / workers:.1f} s wall on {workers} idle cores "
+        f"(load average now {os.getloadavg()[0]:.1f})"
+    )
     print(f"peak RSS: {own:.0f} MB (parent), {children:.0f} MB (largest worker)")
 
 

@@ -8,6 +8,12 @@ the field, e.g. ``medications[1].start``.
 
 Topical (skin) products are recorded but left out of rule evaluation: class membership is by ingredient, and
 criteria such as PINCER's "oral NSAID" or the drug-interaction rules concern systemic exposure.
+
+Defaults for missing optional values: ``as_of`` today; a condition without ``onset`` has been present since birth
+(it is known to exist, not when it began); a medicine without ``start`` was taken on ``as_of`` only (or on its
+``stop`` date), so it counts now but never satisfies a duration; ``sex`` unknown satisfies no sex-specific rule.
+The birth date comes from ``birth_date``, or ``birth_year``/``birth_month``, or ``age`` at ``as_of`` (see
+``clinical.record.birth_date_from_age``).
 """
 
 from __future__ import annotations
@@ -232,8 +238,9 @@ def _medications(
         shown = text if text is not None else _code_text(item)
         if shown is None:
             raise PatientJsonError(f"{where}: needs 'drug' (a name or product description) or a code")
-        start = _date(item.get("start"), f"{where}.start", required=False) or as_of
         stop = _date(item.get("stop"), f"{where}.stop", required=False)
+        # Without a start date we only know the medicine was taken on its stop date or, if ongoing, on as_of.
+        start = _date(item.get("start"), f"{where}.start", required=False) or min(stop or as_of, as_of)
         if stop is not None and stop < start:
             raise PatientJsonError(f"{where}.stop: {stop} is before the start {start}")
         if match is None or not match.matched:

@@ -166,6 +166,8 @@ def _grouped(
         return out
     if require is not None:
         joined = joined.filter(pl.col(require).is_not_null() & (pl.col(require) != ""))
+    # The first date column (onset, date, start) places a row in time; a row without it cannot be evaluated.
+    joined = joined.filter(pl.col(dates[0]).is_not_null() & pl.col(columns[0]).is_not_null())
     joined = joined.with_columns(
         [(pl.col(c).cast(pl.Date).cast(pl.Int64) + EPOCH_ORDINAL).alias(c) for c in dates]
     )

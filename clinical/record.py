@@ -105,8 +105,8 @@ def add_years(day: date, years: int) -> date:
 
 
 def age_on(birth_date: date, day: date) -> int:
-    """Age in completed years on ``day``."""
+    """Age in completed years on ``day`` (a 29 February birthday falls on 28 February, as in ``add_years``)."""
     years = day.year - birth_date.year
-    if (day.month, day.day) < (birth_date.month, birth_date.day):
+    if add_years(birth_date, years) > day:
         years -= 1
     return years

@@ -124,6 +124,7 @@ def minimal_example(rule: Rule, knowledge: Knowledge, as_of: date = DEFAULT_AS_O
         if block.sex is not None:
             plan.sex = block.sex
         _add_requirements(plan, block)
+        _add_cascade(plan, block)
         for refs in (block.conditions, block.conditions_ever):
             if refs:
                 key = plan.pick_condition(refs)
@@ -170,6 +171,22 @@ def minimal_example(rule: Rule, knowledge: Knowledge, as_of: date = DEFAULT_AS_O
         social_care=tuple(plan.social),
     )
     return RuleExample(rule=rule, record=record, as_of=as_of, required_prescriptions=plan.required)
+
+
+def _add_cascade(plan: _Plan, block: When) -> None:
+    """Drug A started 60 days before ``as_of`` and drug B started within the rule's window after it, both still
+    taken (a prescribing cascade: B may treat a side effect of A)."""
+    if block.cascade is None:
+        return
+    gap = min(30, block.cascade.within_days)
+    for refs, days_back in ((block.cascade.index, 60), (block.cascade.marker, 60 - gap)):
+        candidates: set[str] = set()
+        for ref in refs:
+            candidates |= plan.kb.expand_ref(ref)
+        usable = sorted(candidates - plan.forbidden_drugs - plan.used_drugs)
+        if not usable:
+            raise ValueError(f"{plan.rule.id}: cascade drugs {refs} are all excluded by the rule itself")
+        plan.add_drug(usable[0], days_back, required=True)
 
 
 def _add_requirements(plan: _Plan, block: When) -> None:

@@ -46,6 +46,9 @@ from statistics import NormalDist
 import numpy as np
 import polars as pl
 
+from clinical.knowledge import Knowledge
+from clinical.rules import RuleBook
+
 PATIENT = "patient_id"
 ITEM = "item"
 START = "start"
@@ -119,7 +122,9 @@ class SequenceRatio:
 # -- incident users ---------------------------------------------------------------------------------------------
 
 
-def first_starts(prescriptions: pl.DataFrame | pl.LazyFrame, groups: Mapping[str, Iterable[str]] | None = None):
+def first_starts(
+    prescriptions: pl.DataFrame | pl.LazyFrame, groups: Mapping[str, Iterable[str]] | None = None
+):
     """The first-ever start of each item per person: ``patient_id, item, start``.
 
     ``prescriptions`` has ``patient_id``, ``drug`` (an ingredient key; a combination product gives one row per
@@ -134,7 +139,9 @@ def first_starts(prescriptions: pl.DataFrame | pl.LazyFrame, groups: Mapping[str
             schema={"drug": pl.Utf8, "group": pl.Utf8},
             orient="row",
         ).lazy()
-        frame = frame.join(mapping, left_on=ITEM, right_on="drug").select(PATIENT, pl.col("group").alias(ITEM), START)
+        frame = frame.join(mapping, left_on=ITEM, right_on="drug").select(
+            PATIENT, pl.col("group").alias(ITEM), START
+        )
     return frame.group_by(PATIENT, ITEM).agg(pl.col(START).min()).collect()
 
 
@@ -152,16 +159,17 @@ def incident_starts(
     """
     frame = first.lazy()
     if observed_from is not None:
-        frame = frame.join(observed_from.lazy().select(PATIENT, pl.col("observed_from").cast(pl.Date)), on=PATIENT,
-                           how="left")
+        frame = frame.join(
+            observed_from.lazy().select(PATIENT, pl.col("observed_from").cast(pl.Date)),
+            on=PATIENT,
+            how="left",
+        )
         begins = pl.max_horizontal(pl.col("observed_from"), pl.lit(study_start))
     else:
         begins = pl.lit(study_start)
     eligible = pl.col(START) >= begins + pl.duration(days=params.washout_days)
     return (
-        frame.filter(eligible & (pl.col(START) <= pl.lit(study_end)))
-        .select(PATIENT, ITEM, START)
-        .collect()
+        frame.filter(eligible & (pl.col(START) <= pl.lit(study_end))).select(PATIENT, ITEM, START).collect()
     )
 
 
@@ -217,7 +225,9 @@ def _null_effect_ratios(incident: pl.DataFrame, items: list[str], params: Symmet
     rows = np.array([position[item] for item in daily[ITEM].to_list()], dtype=np.int64)
     cols = daily["day"].to_numpy().astype(np.int64) - first_day
     np.add.at(counts, (rows, cols), daily["len"].to_numpy())
-    cumulative = np.concatenate([np.zeros((k, 1)), np.cumsum(counts, axis=1)], axis=1)  # cumulative[:, m] = sum < m
+    cumulative = np.concatenate(
+        [np.zeros((k, 1)), np.cumsum(counts, axis=1)], axis=1
+    )  # cumulative[:, m] = sum < m
     days = np.arange(span)
     d = params.window_days
     forward = cumulative[:, np.minimum(days + d, span - 1) + 1] - cumulative[:, days + 1]
@@ -254,15 +264,17 @@ def _with_ratios(pairs: pl.DataFrame, params: SymmetryParameters) -> pl.DataFram
         .then(float("inf"))
         .otherwise(None)
     )
-    return pairs.with_columns(
-        crude.alias("crude_sr"),
-        pl.when(nsr.is_nan()).then(None).otherwise(nsr).alias("null_sr"),
-    ).with_columns(
-        pl.when(usable).then(pl.col("crude_sr") / nsr).otherwise(None).alias("adjusted_sr"),
-        pl.when(usable).then(odds(lower_p) / nsr).otherwise(None).alias("ci_lower"),
-        pl.when(usable).then(odds(upper_p) / nsr).otherwise(None).alias("ci_upper"),
-    ).with_columns(
-        (pl.col("ci_lower").fill_null(0.0) > 1.0).alias("signal")
+    return (
+        pairs.with_columns(
+            crude.alias("crude_sr"),
+            pl.when(nsr.is_nan()).then(None).otherwise(nsr).alias("null_sr"),
+        )
+        .with_columns(
+            pl.when(usable).then(pl.col("crude_sr") / nsr).otherwise(None).alias("adjusted_sr"),
+            pl.when(usable).then(odds(lower_p) / nsr).otherwise(None).alias("ci_lower"),
+            pl.when(usable).then(odds(upper_p) / nsr).otherwise(None).alias("ci_upper"),
+        )
+        .with_columns((pl.col("ci_lower").fill_null(0.0) > 1.0).alias("signal"))
     )
 
 
@@ -306,14 +318,18 @@ def _reversed(table: pl.DataFrame) -> pl.DataFrame:
     ).with_columns((pl.col("ci_lower").fill_null(0.0) > 1.0).alias("signal"))
 
 
-def sequence_ratio(incident: pl.DataFrame, index: str, marker: str, params: SymmetryParameters) -> SequenceRatio:
+def sequence_ratio(
+    incident: pl.DataFrame, index: str, marker: str, params: SymmetryParameters
+) -> SequenceRatio:
     """The sequence symmetry analysis of one pair: ``index`` (A, the suspected cause) and ``marker`` (B)."""
     if index == marker:
         raise ValueError("the index and the marker must differ")
     low, high = sorted((index, marker))
     table = _ratio_table(incident, [low, high], params)
     if table.is_empty():
-        null = _null_effect_ratios(incident.filter(pl.col(ITEM).is_in([index, marker])), [index, marker], params)
+        null = _null_effect_ratios(
+            incident.filter(pl.col(ITEM).is_in([index, marker])), [index, marker], params
+        )
         nsr = None if np.isnan(null[0, 1]) else float(null[0, 1])
         return SequenceRatio(index, marker, 0, 0, 0, None, nsr, None, None, None)
     if low != index:
@@ -354,7 +370,9 @@ def screen(
     backward = _reversed(table.filter(pl.col("adjusted_sr") < 1))
     return (
         pl.concat([forward, backward])
-        .sort(["signal", "ci_lower", "index", "marker"], descending=[True, True, False, False], nulls_last=True)
+        .sort(
+            ["signal", "ci_lower", "index", "marker"], descending=[True, True, False, False], nulls_last=True
+        )
         .select(list(RESULT_SCHEMA))
     )
 
@@ -379,10 +397,16 @@ def histogram(days: pl.Series, params: SymmetryParameters, bin_days: int = 30) -
     before = (-pl.col("days") - 1) // bin_days  # -1..-30 -> 0, -31..-60 -> 1
     after = (pl.col("days") - 1) // bin_days  # 1..30 -> 0, 31..60 -> 1
     start = (
-        pl.when(pl.col("days") < 0).then(-(before + 1) * bin_days).when(pl.col("days") > 0).then(after * bin_days + 1)
+        pl.when(pl.col("days") < 0)
+        .then(-(before + 1) * bin_days)
+        .when(pl.col("days") > 0)
+        .then(after * bin_days + 1)
     ).otherwise(0)
     end = (
-        pl.when(pl.col("days") < 0).then(-before * bin_days - 1).when(pl.col("days") > 0).then((after + 1) * bin_days)
+        pl.when(pl.col("days") < 0)
+        .then(-before * bin_days - 1)
+        .when(pl.col("days") > 0)
+        .then((after + 1) * bin_days)
     ).otherwise(0)
     return (
         frame.with_columns(start.alias("bin_start"), end.alias("bin_end"))
@@ -393,11 +417,35 @@ def histogram(days: pl.Series, params: SymmetryParameters, bin_days: int = 30) -
     )
 
 
+def known_cascade_pairs(book: RuleBook, knowledge: Knowledge) -> pl.DataFrame:
+    """``index, marker, rule_id`` for every published cascade of the rule book (``CASCADE-...`` rules).
+
+    One row per pair of drug keys (every member of the index refs with every member of the marker refs), plus one
+    per pair of the class keys the rule names, so both a drug screen and a class screen can be marked.
+    """
+    rows: list[tuple[str, str, str]] = []
+    for rule in book.rules:
+        cascade = rule.when.cascade
+        if cascade is None:
+            continue
+        index_drugs = frozenset().union(*(knowledge.expand_ref(ref) for ref in cascade.index))
+        marker_drugs = frozenset().union(*(knowledge.expand_ref(ref) for ref in cascade.marker))
+        rows.extend((a, b, rule.id) for a in sorted(index_drugs) for b in sorted(marker_drugs))
+        index_classes = [ref.partition(":")[2] for ref in cascade.index if ref.startswith("class:")]
+        marker_classes = [ref.partition(":")[2] for ref in cascade.marker if ref.startswith("class:")]
+        rows.extend((a, b, rule.id) for a in index_classes for b in marker_classes)
+    return pl.DataFrame(
+        rows, schema={"index": pl.Utf8, "marker": pl.Utf8, "rule_id": pl.Utf8}, orient="row"
+    ).unique()
+
+
 def mark_known(screen_table: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame:
     """Add ``known_cascade``: the id of a published cascade whose drug A is the index and drug B the marker.
 
     ``known`` has ``index, marker, rule_id`` (one row per drug or class pair; see ``clinical.cascades``).
     Several ids are joined with ';'.
     """
-    ids = known.group_by("index", "marker").agg(pl.col("rule_id").unique().sort().str.join(";").alias("known_cascade"))
+    ids = known.group_by("index", "marker").agg(
+        pl.col("rule_id").unique().sort().str.join(";").alias("known_cascade")
+    )
     return screen_table.join(ids, on=["index", "marker"], how="left")

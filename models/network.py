@@ -251,8 +251,11 @@ class TemporalGraphRiskModel(nn.Module):
             hidden = torch.relu(self.head_hidden[o](head_input))
             layer = self.head_out[o]
             points.append(layer(hidden).squeeze(-1))
-            masked = hidden.unsqueeze(0) * self.mc_masks[:, i].view(-1, *([1] * (hidden.dim() - 1)), hidden.shape[-1])
-            samples.append(layer(masked).squeeze(-1))
+            # The output layer is linear, so w . (h * mask_k) = (w * mask_k) . h: one [.., H] x [H, K] product
+            # instead of K masked copies of the hidden layer.
+            masked_weights = self.mc_masks[:, i] * layer.weight  # [K, H]
+            per_sample = hidden @ masked_weights.T.to(hidden.dtype) + layer.bias.to(hidden.dtype)  # [..., K]
+            samples.append(per_sample.movedim(-1, 0))
         return torch.stack(points, dim=-1), torch.stack(samples, dim=-1)
 
     def forward(self, batch: TensorBatch) -> Tensor:
@@ -269,8 +272,8 @@ class TemporalGraphRiskModel(nn.Module):
                 self.head_out[o].bias.fill_(math.log(rate / (1 - rate)))
 
 
-_KNOWLEDGE = {"interacts", "cautions", "cautioned_by"}
-assert set(KNOWLEDGE_EDGES) <= _KNOWLEDGE
+# Relations whose edges carry a rule (not a time stamp): the knowledge stores plus the reversed caution edges.
+_KNOWLEDGE = {*KNOWLEDGE_EDGES, "cautioned_by"}
 
 
 def _static_features(vocabulary: GraphVocabulary) -> dict[str, Tensor]:

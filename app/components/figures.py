@@ -406,7 +406,7 @@ def _add_chapter_bands(figure: go.Figure, lanes: list[Lane]) -> None:
             groups[-1] = (name, groups[-1][1], i)
         else:
             groups.append((name, i, i))
-    for n, (name, first, last) in enumerate(groups):
+    for n, (_name, first, last) in enumerate(groups):
         y1 = total - 1 - first + 0.5
         y0 = total - 1 - last - 0.5
         if n % 2 == 0:

@@ -25,9 +25,9 @@ from app.runtime import app_context
 from app.security import AuditAction, Permission, audit, current_user, requires, scope_for
 from data_access.queries.worklist import (
     COHORTS,
+    ORDERS,
     OUTCOME_LABELS,
     OUTCOMES,
-    ORDERS,
     GridRequest,
     WorklistFilters,
     filter_choices,

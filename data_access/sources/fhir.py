@@ -719,9 +719,14 @@ def _stage(rows: _Rows, rejects: RejectLog) -> StagedSource:
 
 
 def _frame(records: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
-    if not records:
-        return pl.DataFrame(schema=schema)
-    return pl.DataFrame([{k: r.get(k) for k in schema} for r in records], schema=schema, orient="row")
+    """Rows to a frame; the resource-id duplicate key becomes the 64-bit hash the shared machinery expects."""
+    if records:
+        frame = pl.DataFrame([{k: r.get(k) for k in schema} for r in records], schema=schema, orient="row")
+    else:
+        frame = pl.DataFrame(schema=schema)
+    if DUPKEY in frame.columns:
+        frame = frame.with_columns(pl.col(DUPKEY).hash(seed=7))
+    return frame
 
 
 _PROVENANCE = {"_file": pl.String, "_row": pl.Int64, DUPKEY: pl.String}

@@ -118,16 +118,20 @@ class ParquetTable:
         return self.column(name) is not None
 
     def collect(
-        self, wanted: list[str], *, dupkey: bool = True, where: pl.Expr | None = None
+        self,
+        wanted: list[str],
+        *,
+        identity: tuple[str, ...] = (),
+        dupkey: bool = True,
+        where: pl.Expr | None = None,
     ) -> pl.DataFrame:
         frame = pl.scan_parquet(self.path).with_row_index("_idx")
-        header = list(self.header)
         exprs = [pl.col(self.column(n)).cast(pl.String).alias(n) for n in wanted if self.has(n)]  # type: ignore[arg-type]
         exprs += [pl.lit(None, dtype=pl.String).alias(n) for n in wanted if not self.has(n)]
         exprs += [pl.lit(self.path.name).alias("_file"), (pl.col("_idx").cast(pl.Int64) + 1).alias("_row")]
         if dupkey:
-            whole = pl.concat_str([pl.col(h).cast(pl.String).fill_null("") for h in header], separator="\x1f")
-            exprs.append(whole.hash(seed=7).cast(pl.String).alias(DUPKEY))
+            hashed = [self.column(n) for n in [*wanted, *identity] if self.has(n)]
+            exprs.append(pl.struct([pl.col(h).cast(pl.String) for h in hashed]).hash(seed=7).alias(DUPKEY))
         selected = frame.select(exprs)
         if where is not None:
             selected = selected.filter(where)
@@ -389,6 +393,17 @@ _COLUMNS: dict[str, list[str]] = {
 }
 
 
+# The table's own key joins the columns read in the duplicate check: two rows are the same record only when
+# their ids agree too (two identical prescriptions under different drug_exposure_ids are two prescriptions).
+_IDENTITY = {
+    "observation_period": ("observation_period_id",),
+    "condition_occurrence": ("condition_occurrence_id",),
+    "drug_exposure": ("drug_exposure_id",),
+    "visit_occurrence": ("visit_occurrence_id",),
+    "measurement": ("measurement_id",),
+}
+
+
 def _collect_raw(name: str, table: Table | None) -> pl.DataFrame:
     columns = _COLUMNS[name]
     if table is None:
@@ -397,10 +412,10 @@ def _collect_raw(name: str, table: Table | None) -> pl.DataFrame:
                 **{c: pl.String for c in columns},
                 "_file": pl.String,
                 "_row": pl.Int64,
-                DUPKEY: pl.String,
+                DUPKEY: pl.UInt64,
             }
         )
-    frame = table.collect(columns)
+    frame = table.collect(columns, identity=_IDENTITY.get(name, ()))
     return frame.with_columns(pl.col("person_id").str.strip_chars().str.replace(r"\.0+$", ""))
 
 

@@ -77,6 +77,9 @@ RACE_TO_ONS = {
 }
 SNOMED_SYSTEMS = {"", "http://snomed.info/sct", "snomed-ct", "snomed ct", "snomed", "sct"}
 PRIMARY_CARE_CLASSES = ("wellness", "ambulatory")
+# A duplicate row is one that repeats every column the importer reads and the encounter it belongs to: Synthea
+# writes the same medicine twice in one encounter when it is ordered twice, which is one prescription.
+ENCOUNTER_ID = ("ENCOUNTER",)
 AE_CLASSES = ("emergency", "urgentcare")
 INPATIENT_CLASSES = ("inpatient",)
 
@@ -273,7 +276,7 @@ def _with_org_names(visits: pl.DataFrame, organizations: CsvTable | None) -> pl.
 def _conditions(table: CsvTable | None, rejects: RejectLog) -> pl.DataFrame:
     if table is None:
         return empty_staged("condition")
-    raw = table.collect(["START", "STOP", "PATIENT", "CODE", "DESCRIPTION", "SYSTEM"])
+    raw = table.collect(["START", "STOP", "PATIENT", "CODE", "DESCRIPTION", "SYSTEM"], identity=ENCOUNTER_ID)
     system = pl.col("SYSTEM").fill_null("").str.strip_chars().str.to_lowercase()
     foreign = ~system.is_in(list(SNOMED_SYSTEMS))
     rejects.add_rows(
@@ -297,7 +300,9 @@ def _conditions(table: CsvTable | None, rejects: RejectLog) -> pl.DataFrame:
 def _medications(table: CsvTable | None, rejects: RejectLog) -> pl.DataFrame:
     if table is None:
         return empty_staged("prescription")
-    raw = table.collect(["START", "STOP", "PATIENT", "CODE", "DESCRIPTION", "DISPENSES"])
+    raw = table.collect(
+        ["START", "STOP", "PATIENT", "CODE", "DESCRIPTION", "DISPENSES"], identity=ENCOUNTER_ID
+    )
     raw = parse_dates(raw, "START", target="start", field_name="START", required=True, rejects=rejects)
     raw = parse_dates(raw, "STOP", target="stop", field_name="STOP", required=False, rejects=rejects)
     dispenses = pl.col("DISPENSES").cast(pl.Float64, strict=False)
@@ -323,7 +328,7 @@ def _observations(table: CsvTable | None, rejects: RejectLog, skipped: dict[str,
     if table is None:
         return empty_staged("observation")
     wanted = pl.col("CODE").str.strip_chars().is_in(list(LAB_LOINC))
-    raw = table.collect(["DATE", "PATIENT", "CODE", "VALUE", "UNITS"], where=wanted)
+    raw = table.collect(["DATE", "PATIENT", "CODE", "VALUE", "UNITS"], identity=ENCOUNTER_ID, where=wanted)
     skipped["observations with codes outside the lab list"] = table.data_rows - raw.height
     raw = parse_dates(raw, "DATE", target="date", field_name="DATE", required=True, rejects=rejects)
     return raw.select(

@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import re
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,11 @@ def build_e2e_cohort(engine: Engine, model_dir: Path) -> str:
     if _pipeline_available():
         from data_access.demo import build_demo_database
 
-        build_demo_database(engine, patients=E2E_PATIENTS, seed=E2E_SEED, epochs=1, model_dir=model_dir)
+        with warnings.catch_warnings():
+            # This fixture only needs the cohort; the pipeline's own warning hygiene (third-party deprecations in
+            # torch_geometric, LightGBM notices) is the business of the pipeline's tests, not of the browser tests.
+            warnings.simplefilter("ignore")
+            build_demo_database(engine, patients=E2E_PATIENTS, seed=E2E_SEED, epochs=1, model_dir=model_dir)
         return "pipeline"
     from dashboard_factory import AS_OF, TEST_GROUPS, TEST_RULE_TITLES, CohortBuilder, add_varied_patients
 

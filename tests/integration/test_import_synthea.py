@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from clinical.vocabulary import ConditionVocabulary, DrugVocabulary
-from data_access.sources.importing import LAB_LOINC, run_import
 from data_access.settings import MissingSettingError
+from data_access.sources.importing import LAB_LOINC, run_import
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = REPO_ROOT / "tests" / "fixtures" / "synthea_csv_sample"
@@ -43,11 +43,19 @@ def rows(folder: Path, name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+# A duplicate is a row that repeats every column the importer reads and the encounter it belongs to.
+DUPLICATE_KEYS = {
+    "conditions.csv": ("START", "STOP", "PATIENT", "ENCOUNTER", "CODE", "DESCRIPTION", "SYSTEM"),
+    "medications.csv": ("START", "STOP", "PATIENT", "ENCOUNTER", "CODE", "DESCRIPTION", "DISPENSES"),
+    "observations.csv": ("DATE", "PATIENT", "ENCOUNTER", "CODE", "VALUE", "UNITS"),
+}
+
+
 def distinct_rows(folder: Path, name: str) -> list[dict[str, str]]:
-    seen: set[tuple[str, ...]] = set()
+    seen: set[tuple[str | None, ...]] = set()
     out = []
     for row in rows(folder, name):
-        key = tuple(row.values())
+        key = tuple(row.get(c) for c in DUPLICATE_KEYS[name])
         if key not in seen:
             seen.add(key)
             out.append(row)
@@ -96,6 +104,11 @@ def expected_synthea(folder: Path) -> dict[str, object]:
         [r for r in rows(folder, "conditions.csv") if verhoeff_ok(r["CODE"])]
     )
     medications = distinct_rows(folder, "medications.csv")
+    duplicates = sum(
+        len(rows(folder, name)) - len(distinct_rows(folder, name))
+        for name in ("medications.csv", "observations.csv")
+        if (folder / name).exists()
+    )
 
     def condition_key(row: dict[str, str]) -> str | None:
         match = conditions_vocab.match(row["CODE"]) or conditions_vocab.match(row["DESCRIPTION"])
@@ -159,6 +172,7 @@ def expected_synthea(folder: Path) -> dict[str, object]:
         "conditions_unmapped": sum(1 for r in conditions if condition_key(r) is None),
         "prescriptions_unmapped": sum(1 for r in medications if not drug_mapped(r)),
         "invalid_codes": invalid_codes,
+        "duplicates": duplicates,
         "source_ids": {p["Id"] for p in patients},
     }
 
@@ -278,9 +292,14 @@ def test_older_export_from_shared_data(db_engine: Engine, tmp_path: Path) -> Non
     assert summary.loaded["observation"] == 0
     assert "observations.csv absent" in summary.notes
     # Its conditions include a SNOMED CT id with a wrong check digit (10939881000119104): rejected, reported.
-    assert summary.rejects == {"invalid_code": expected["invalid_codes"]}
+    # It also repeats two medication rows within one encounter (only their cost differs): one prescription each.
+    assert expected["duplicates"] == 2
+    assert summary.rejects == {
+        "invalid_code": expected["invalid_codes"],
+        "duplicate_row": expected["duplicates"],
+    }
     with (tmp_path / "rejects.csv").open(newline="") as handle:
-        report = list(csv.DictReader(handle))
+        report = [r for r in csv.DictReader(handle) if r["reason"] == "invalid_code"]
     assert {r["value"] for r in report} == {"10939881000119104"}
     assert all(r["file"] == "conditions.csv" and r["field"] == "code" for r in report)
     assert summary.unmapped["condition without condition key"] == expected["conditions_unmapped"]

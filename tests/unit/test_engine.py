@@ -10,6 +10,7 @@ from engine_cases import AS_OF, active_now, engine, patient, periods
 from clinical import intervals as iv
 from clinical.engine import SafetyEngine
 from clinical.knowledge import load_knowledge
+from clinical.record import age_on, birth_date_from_age, birth_date_from_year_month
 from clinical.rules import RuleBook, parse_rule_document
 from clinical.timeline import PatientTimeline
 
@@ -217,3 +218,13 @@ def test_interval_normalise_complement_and_runs():
     assert iv.complement(((3, 4), (8, 9)), 1, 10) == ((1, 2), (5, 7), (10, 10))
     assert iv.after_run_of(((1, 10), (20, 21)), 3) == ((3, 10),)
     assert iv.union(((1, 2),), ((3, 4),)) == ((1, 4),)
+
+
+def test_age_on_and_birth_date_conventions():
+    assert age_on(date(2000, 2, 29), date(2021, 2, 28)) == 21
+    assert age_on(date(2000, 3, 1), date(2021, 2, 28)) == 20
+    assert birth_date_from_year_month(1950, 7) == date(1950, 7, 1)
+    born = birth_date_from_age(81, AS_OF)
+    assert age_on(born, AS_OF) == 81
+    assert age_on(born, date(2024, 12, 29)) == 80  # the 81st birthday is 182 days before as_of
+    assert age_on(born, date(2024, 12, 30)) == 81

@@ -25,6 +25,18 @@ LONG_AGO = "2024-01-01"  # start of courses that are well past any duration thre
 ONSET = "2015-01-01"
 RECENT = "2025-06-01"  # date of "current" laboratory results
 TWO_FALLS = (("fall", "2025-02-01"), ("fall", "2025-05-01"))
+# Ten electronic Frailty Index deficits with myocardial infarction (eFI 0.28, "moderate"; Clegg 2016).
+MODERATELY_FRAIL = (
+    "hypertension",
+    "dizziness",
+    "dyspnoea",
+    "hearing loss",
+    "visual impairment",
+    "housebound",
+    "insomnia",
+    "urinary incontinence",
+    "pressure ulcer",
+)
 
 
 def pj(
@@ -168,6 +180,8 @@ STOPP_CASES = [
          pj(drugs=("amitriptyline",), conditions=("open angle glaucoma",))),
     case("STOPP-v3-D1", pj(drugs=("amitriptyline",), events=(("fall", "2025-04-01"),)),
          pj(drugs=("amitriptyline",), events=(("fall", "2024-06-01"),))),
+    case("STOPP-v3-D1", pj(drugs=("amitriptyline",), conditions=("orthostatic hypotension",)),
+         pj(drugs=("sertraline",), conditions=("orthostatic hypotension",))),
     case("STOPP-v3-D3", pj(drugs=("venlafaxine",), labs=(("systolic_bp", 190, RECENT),)),
          pj(drugs=("venlafaxine",), labs=(("systolic_bp", 160, RECENT),))),
     case("STOPP-v3-D4", pj(sex="M", drugs=("olanzapine",), conditions=("benign prostatic hyperplasia",)),
@@ -316,7 +330,8 @@ START_CASES = [
          pj(conditions=("hypertension",), labs=(("systolic_bp", 138, RECENT),))),
     case("START-v3-B2", pj(conditions=("myocardial infarction",)),
          pj(drugs=("atorvastatin",), conditions=("myocardial infarction",)),
-         pj(drugs=("ezetimibe",), conditions=("myocardial infarction",))),
+         pj(drugs=("ezetimibe",), conditions=("myocardial infarction",)),
+         pj(conditions=("myocardial infarction", *MODERATELY_FRAIL))),
     case("START-v3-B3", pj(conditions=("ischaemic heart disease",)),
          pj(drugs=("ramipril",), conditions=("ischaemic heart disease",))),
     case("START-v3-B4", pj(conditions=("ischaemic heart disease",)),
@@ -367,6 +382,8 @@ START_CASES = [
     case("START-v3-H2", pj(drugs=("prednisolone",)), pj(drugs=("prednisolone", "alendronic acid")),
          pj(drugs=(("prednisolone", "2025-06-01"),))),
     case("START-v3-H3", pj(conditions=("osteoporosis",)), pj(drugs=("colecalciferol",), conditions=("osteoporosis",))),
+    case("START-v3-H3", pj(drugs=("calcium carbonate",), conditions=("fragility fracture",)),
+         pj(drugs=("calcium carbonate", "colecalciferol"), conditions=("fragility fracture",))),
     case("START-v3-H4", pj(conditions=("osteoporosis",)),
          pj(drugs=("alendronic acid",), conditions=("osteoporosis",))),
     case("START-v3-H5", pj(conditions=("vitamin D deficiency", "housebound")), pj(conditions=("vitamin D deficiency",))),
@@ -380,7 +397,10 @@ START_CASES = [
     case("START-v3-I5", pj(sex="M", conditions=("erectile dysfunction",)),
          pj(sex="M", drugs=("isosorbide mononitrate",), conditions=("erectile dysfunction",))),
     case("START-v3-J1", pj(conditions=("type 2 diabetes", "proteinuria")),
-         pj(drugs=("ramipril",), conditions=("type 2 diabetes", "proteinuria"))),
+         pj(drugs=("ramipril",), conditions=("type 2 diabetes", "proteinuria")),
+         pj(conditions=("type 2 diabetes", "proteinuria"), labs=(("egfr", 24, RECENT),))),
+    case("START-v3-J1", pj(conditions=("type 2 diabetes", "proteinuria"), labs=(("egfr", 48, RECENT),)),
+         pj(drugs=("losartan",), conditions=("type 2 diabetes", "proteinuria"), labs=(("egfr", 48, RECENT),))),
     case("START-v3-K2", pj(drugs=("morphine",)), pj(drugs=("morphine", "senna"))),
 ]
 # fmt: on
@@ -405,18 +425,37 @@ def test_every_encoded_criterion_has_cases():
     assert all(c.near_misses for c in ALL_CASES)
 
 
+# Published section sizes (O'Mahony 2023, supplementary appendix; docs/stopp_start_v3_reference.md):
+# STOPP v3 sections A-M (133 criteria), START v3 sections A-L (57 criteria).
+STOPP_SIZES = dict(A=3, B=21, C=16, D=25, E=10, F=8, G=4, H=9, I=8, J=10, K=12, L=6, M=1)
+START_SIZES = dict(A=1, B=11, C=2, D=7, E=4, F=7, G=3, H=9, I=5, J=1, K=3, L=4)
+
+
+def published_ids(prefix: str, sizes: dict[str, int]) -> set[str]:
+    return {f"{prefix}{section}{number}" for section, size in sizes.items() for number in range(1, size + 1)}
+
+
 def test_counts_and_published_ids():
     ids = encoded_rule_ids()
     stopp = [i for i in ids if i.startswith("STOPP-v3-")]
     start = [i for i in ids if i.startswith("START-v3-")]
     assert len(stopp) >= 60 and len(start) >= 20
-    # STOPP v3 sections A-M, START v3 sections A-L; numbers within the published range of each section.
-    stopp_sizes = dict(A=3, B=21, C=16, D=25, E=10, F=8, G=4, H=9, I=8, J=10, K=12, L=6, M=1)
-    start_sizes = dict(A=1, B=11, C=2, D=7, E=4, F=7, G=3, H=9, I=5, J=1, K=3, L=4)
-    for rule_id in ids:
-        family, _, code = rule_id.partition("-v3-")
-        sizes = stopp_sizes if family == "STOPP" else start_sizes
-        assert 1 <= int(code[1:]) <= sizes[code[0]], rule_id
+    assert sum(STOPP_SIZES.values()) == 133 and sum(START_SIZES.values()) == 57
+    published = published_ids("STOPP-v3-", STOPP_SIZES) | published_ids("START-v3-", START_SIZES)
+    assert sorted(ids - published) == []
+
+
+def test_every_published_criterion_is_encoded_or_omitted_once():
+    for name, prefix, sizes in (
+        ("stopp_v3.yaml", "STOPP-v3-", STOPP_SIZES),
+        ("start_v3.yaml", "START-v3-", START_SIZES),
+    ):
+        doc = yaml.safe_load((RULES_DIR / name).read_text(encoding="utf-8"))
+        encoded = {rule["id"] for rule in doc["rules"]}
+        omitted = [item["criterion"] for item in doc["omitted"]]
+        assert len(omitted) == len(set(omitted)), name
+        assert encoded.isdisjoint(omitted), name
+        assert encoded | set(omitted) == published_ids(prefix, sizes), name
 
 
 @pytest.mark.parametrize("c", ALL_CASES, ids=[c.rule_id for c in ALL_CASES])

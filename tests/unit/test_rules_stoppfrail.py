@@ -9,6 +9,7 @@ sides of their boundary.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -85,30 +86,30 @@ class Case:
 
 # fmt: off
 CASES = [
-    Case("STOPPFrail-B1", ("atorvastatin",), near_miss=pj(drugs=("aspirin",), conditions=("stroke",))),
-    Case("STOPPFrail-B2", ("amlodipine",), labs=(("systolic_bp", 120, RECENT),),
+    Case("STOPPFrail-v2-B1", ("atorvastatin",), near_miss=pj(drugs=("aspirin",), conditions=("stroke",))),
+    Case("STOPPFrail-v2-B2", ("amlodipine",), labs=(("systolic_bp", 120, RECENT),),
          near_miss=pj(drugs=("amlodipine",), labs=(("systolic_bp", 135, RECENT),))),
-    Case("STOPPFrail-B3", ("isosorbide mononitrate",),
+    Case("STOPPFrail-v2-B3", ("isosorbide mononitrate",),
          near_miss=pj(drugs=("isosorbide mononitrate",), conditions=("angina",))),
-    Case("STOPPFrail-C1", ("aspirin",), near_miss=pj(drugs=("aspirin",), conditions=("stroke",))),
-    Case("STOPPFrail-D1", ("risperidone",), conditions=("dementia",),
+    Case("STOPPFrail-v2-C1", ("aspirin",), near_miss=pj(drugs=("aspirin",), conditions=("stroke",))),
+    Case("STOPPFrail-v2-D1", ("risperidone",), conditions=("dementia",),
          near_miss=pj(drugs=(("risperidone", "2025-06-01"),), conditions=("dementia",))),
-    Case("STOPPFrail-D2", ("memantine",), conditions=("dementia",), near_miss=pj(drugs=("donepezil",),
+    Case("STOPPFrail-v2-D2", ("memantine",), conditions=("dementia",), near_miss=pj(drugs=("donepezil",),
                                                                                conditions=("dementia",))),
-    Case("STOPPFrail-E1", ("omeprazole",), near_miss=pj(drugs=(("omeprazole", "2025-06-01"),))),
-    Case("STOPPFrail-E2", ("famotidine",), near_miss=pj(drugs=(("famotidine", "2025-06-01"),))),
-    Case("STOPPFrail-E3", ("hyoscine butylbromide",), near_miss=pj(drugs=(("hyoscine butylbromide", "2025-06-20"),))),
-    Case("STOPPFrail-F1", ("theophylline",), near_miss=pj(drugs=("salbutamol",))),
-    Case("STOPPFrail-F2", ("montelukast",), conditions=("COPD",),
+    Case("STOPPFrail-v2-E1", ("omeprazole",), near_miss=pj(drugs=(("omeprazole", "2025-06-01"),))),
+    Case("STOPPFrail-v2-E2", ("famotidine",), near_miss=pj(drugs=(("famotidine", "2025-06-01"),))),
+    Case("STOPPFrail-v2-E3", ("hyoscine butylbromide",), near_miss=pj(drugs=(("hyoscine butylbromide", "2025-06-20"),))),
+    Case("STOPPFrail-v2-F1", ("theophylline",), near_miss=pj(drugs=("salbutamol",))),
+    Case("STOPPFrail-v2-F2", ("montelukast",), conditions=("COPD",),
          near_miss=pj(drugs=("montelukast",), conditions=("asthma",))),
-    Case("STOPPFrail-G1", ("calcium carbonate",), near_miss=pj(drugs=("colecalciferol",))),
-    Case("STOPPFrail-G3", ("alendronic acid",), near_miss=pj(drugs=("raloxifene",))),
-    Case("STOPPFrail-G4", ("raloxifene",), near_miss=pj(drugs=("alendronic acid",))),
-    Case("STOPPFrail-G5", ("naproxen",), near_miss=pj(drugs=(("naproxen", "2025-06-01"),))),
-    Case("STOPPFrail-G6", ("prednisolone",), near_miss=pj(drugs=("hydrocortisone",))),
-    Case("STOPPFrail-I1", ("metformin", "gliclazide"), near_miss=pj(drugs=("metformin",))),
-    Case("STOPPFrail-I2", ("estradiol",), near_miss=pj(drugs=("raloxifene",))),
-    Case("STOPPFrail-J3", ("nitrofurantoin",), near_miss=pj(drugs=(("nitrofurantoin", "2025-06-01"),))),
+    Case("STOPPFrail-v2-G1", ("calcium carbonate",), near_miss=pj(drugs=("colecalciferol",))),
+    Case("STOPPFrail-v2-G3", ("alendronic acid",), near_miss=pj(drugs=("raloxifene",))),
+    Case("STOPPFrail-v2-G4", ("raloxifene",), near_miss=pj(drugs=("alendronic acid",))),
+    Case("STOPPFrail-v2-G5", ("naproxen",), near_miss=pj(drugs=(("naproxen", "2025-06-01"),))),
+    Case("STOPPFrail-v2-G6", ("prednisolone",), near_miss=pj(drugs=("hydrocortisone",))),
+    Case("STOPPFrail-v2-I1", ("metformin", "gliclazide"), near_miss=pj(drugs=("metformin",))),
+    Case("STOPPFrail-v2-I2", ("estradiol",), near_miss=pj(drugs=("raloxifene",))),
+    Case("STOPPFrail-v2-J3", ("nitrofurantoin",), near_miss=pj(drugs=(("nitrofurantoin", "2025-06-01"),))),
 ]
 # fmt: on
 IDS = [c.rule_id for c in CASES]
@@ -118,7 +119,8 @@ def test_every_encoded_criterion_has_cases():
     doc = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
     encoded = {rule["id"] for rule in doc["rules"]}
     assert encoded == set(IDS)
-    assert all(rule_id.startswith("STOPPFrail-") and rule_id[11] in "ABCDEFGHIJ" for rule_id in encoded)
+    # FORMAT.md: family prefix, version, published section letter and number (STOPPFrail-v2-B1).
+    assert all(re.fullmatch(r"STOPPFrail-v2-[A-J][1-9]", rule_id) for rule_id in encoded)
 
 
 def test_the_frailty_proxy_is_documented_and_required_by_every_rule():
@@ -157,15 +159,15 @@ DAY0 = date(2025, 1, 1)
 @pytest.mark.parametrize(
     ("rule_id", "drug", "threshold"),
     [
-        ("STOPPFrail-E1", "omeprazole", 56),
-        ("STOPPFrail-E2", "famotidine", 56),
-        ("STOPPFrail-G5", "naproxen", 60),
-        ("STOPPFrail-G6", "prednisolone", 60),
-        ("STOPPFrail-D1", "risperidone", 85),
+        ("STOPPFrail-v2-E1", "omeprazole", 56),
+        ("STOPPFrail-v2-E2", "famotidine", 56),
+        ("STOPPFrail-v2-G5", "naproxen", 60),
+        ("STOPPFrail-v2-G6", "prednisolone", 60),
+        ("STOPPFrail-v2-D1", "risperidone", 85),
     ],
 )
 def test_duration_boundary(rule_id: str, drug: str, threshold: int):
-    extra = ("dementia",) if rule_id == "STOPPFrail-D1" else ()
+    extra = ("dementia",) if rule_id == "STOPPFrail-v2-D1" else ()
     course = ((drug, DAY0.isoformat()),)
     before = (DAY0 + timedelta(days=threshold - 2)).isoformat()
     first = (DAY0 + timedelta(days=threshold - 1)).isoformat()
@@ -181,19 +183,19 @@ def test_care_home_residence_is_the_other_proxy():
         **pj(frail=False, drugs=("atorvastatin",)),
         "social_care": [{"kind": "care_home", "start": "2025-03-01"}],
     }
-    (flag,) = [f for f in report(resident)["flags"] if f["rule_id"] == "STOPPFrail-B1"]
+    (flag,) = [f for f in report(resident)["flags"] if f["rule_id"] == "STOPPFrail-v2-B1"]
     assert (flag["start"], flag["end"]) == ("2025-03-01", None)
     moved_out = {
         **resident,
         "social_care": [{"kind": "care_home", "start": "2025-03-01", "end": "2025-04-30"}],
     }
-    assert not active("STOPPFrail-B1", moved_out)
+    assert not active("STOPPFrail-v2-B1", moved_out)
 
 
 def test_flag_reports_the_drug_to_review():
     (flag,) = [
         f
         for f in report(pj(drugs=("atorvastatin", "paracetamol")))["flags"]
-        if f["rule_id"] == "STOPPFrail-B1"
+        if f["rule_id"] == "STOPPFrail-v2-B1"
     ]
     assert flag["drugs"] == ["atorvastatin"] and flag["source"] == "STOPPFrail v2"

@@ -82,7 +82,7 @@ CONDITIONS: tuple[ConditionSpec, ...] = (
     ),
     _c(
         "type2_diabetes",
-        ((20, 0.002), (30, 0.01), (40, 0.03), (50, 0.07), (60, 0.13), (70, 0.18), (80, 0.20), (105, 0.205)),
+        ((20, 0.002), (30, 0.01), (40, 0.03), (50, 0.06), (60, 0.11), (70, 0.155), (80, 0.175), (105, 0.18)),
         male_log_or=0.3,
         deprivation_log_or=0.12,
         ethnicity_log_or={"Asian": 1.0, "Black": 0.6},
@@ -388,6 +388,7 @@ class ConditionModel:
     slope: np.ndarray  # (C, AGE_GRID_MONTHS) d mu / d age (per year)
     liability: np.ndarray  # (n, C) float32
     eligible: np.ndarray  # (n, C) bool: sex restriction
+    _monthly_tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -442,16 +443,28 @@ class ConditionModel:
         return np.minimum(onset, age_years)
 
     def monthly_onset_probability(self, age_years: np.ndarray) -> np.ndarray:
-        """(n, C) probability of onset within the next month for someone without the condition."""
-        idx = _age_index(age_years)
-        hazard_per_year = _sigmoid(self.mu[:, idx].T + self.liability) * self.slope[:, idx].T
-        probability = (1.0 - np.exp(-hazard_per_year / 12.0)) * self.eligible
-        probability[:, self.from_events] = 0.0
-        return probability
+        """(n, C) float32 probability of onset within the next month for someone without the condition.
 
-    @property
-    def from_events(self) -> np.ndarray:
-        return np.array([s.from_events for s in self.specs], dtype=bool)
+        The hazard per year is P * mu'(a); a month's probability is taken as hazard / 12 (hazards are small, so
+        this differs from 1 - exp(-hazard / 12) by well under 1% of the value)."""
+        if self._monthly_tables is None:
+            allowed = np.array([not s.from_events for s in self.specs], dtype=np.float32)
+            self._monthly_tables = (
+                np.ascontiguousarray(self.mu.T, dtype=np.float32),
+                np.ascontiguousarray(self.slope.T / 12.0 * allowed, dtype=np.float32),
+                self.eligible.astype(np.float32),
+            )
+        mu_t, slope_t, eligible = self._monthly_tables
+        idx = _age_index(age_years)
+        logit = mu_t[idx]
+        logit += self.liability
+        np.negative(logit, out=logit)
+        np.exp(logit, out=logit)
+        logit += 1.0
+        probability = slope_t[idx]
+        probability /= logit
+        probability *= eligible
+        return probability
 
 
 def _curve(

@@ -34,6 +34,7 @@ from data_access.sources.synthetic.demography import (
 )
 from data_access.sources.synthetic.physiology import (
     EGFR_CKD_THRESHOLD,
+    HYPERTENSIVE_MMHG_PER_DRUG,
     OPPORTUNISTIC_MONTHS,
     PANELS,
     Physiology,
@@ -126,6 +127,7 @@ class World:
         self.next_due = {panel: np.full(n, FAR_FUTURE, dtype=np.int32) for panel in PANELS}
         self.last_bp_uncontrolled = np.zeros(n, dtype=bool)
         self.deficits = np.zeros(n, dtype=np.int16)
+        self.step4_preference = rng.random(n)
         conditions = ConditionVocabulary.load()
         self.conditions = conditions
         self._efi_map, self._efi_other = _efi_inputs(conditions, self.condition_keys)
@@ -181,7 +183,7 @@ class World:
         if slot == "statin":
             self.schedule("lft", who, day + 90)
         if slot == "anticoagulant":
-            warfarin = self.table.member("vitamin_k_antagonist")[self.prescriber.med[who, self.prescriber.s("anticoagulant")] + 1]
+            warfarin = self.table.member("vitamin_k_antagonist")[self.prescriber.med[self.prescriber.s("anticoagulant"), who] + 1]
             self.schedule("inr", who[warfarin], soon[warfarin])
         if slot == "lithium":
             self.schedule("lithium", who, soon)
@@ -271,7 +273,7 @@ class World:
         """How far along the hypertension and diabetes pathways each patient already is (for baseline prescribing)."""
         rng, n = self.rng, self.n
         untreated = self.physiology.untreated_systolic(self.age, self.has("hypertension"))
-        per_drug = 8.0 * self.physiology.sbp_response
+        per_drug = HYPERTENSIVE_MMHG_PER_DRUG * self.physiology.sbp_response
         needed = np.clip(np.ceil((untreated - bp_target(self.age)) / per_drug), 0, 4)
         reached = np.zeros(n, dtype=np.int8)
         for step in range(1, 5):
@@ -313,7 +315,7 @@ class World:
             4.3 + self.physiology.potassium_offset + 0.15 * p.on("renin_angiotensin") + 0.3 * p.on("mineralocorticoid_antagonist")
             + 0.25 * (self.egfr < 45) + 0.35 * (self.egfr < 30) - 0.2 * (p.on("loop_diuretic") | p.on("thiazide"))
         )
-        self.medicines = p.medicine_count()
+        self.medicines, self.acb = p.medicine_count_and_acb()
         self.deficits = self._efi_deficits()
 
     def _efi_deficits_from_conditions(self) -> np.ndarray:
@@ -344,7 +346,10 @@ class World:
         return np.searchsorted(np.array(bounds) + 1e-12, efi, side="left")
 
     # ------------------------------------------------------------------ covariates of the hazard model
-    def covariates(self, acute: AcuteExposure | None) -> dict[str, np.ndarray]:
+    def covariates(self) -> dict[str, np.ndarray]:
+        """Hazard covariates from the state at the start of the month (repeat prescriptions only).
+
+        Keys starting with "_" are helpers for ``with_acute``, not terms of the hazard model."""
         p = self.prescriber
         x: dict[str, np.ndarray] = {}
         f = np.float32
@@ -368,46 +373,50 @@ class World:
         x["egfr_lt_60"] = (self.egfr < 60).astype(f)
         x["egfr_lt_45"] = (self.egfr < 45).astype(f)
         x["egfr_lt_30"] = (self.egfr < 30).astype(f)
-
-        def exposed(class_key: str, acute_flag: np.ndarray | None = None) -> np.ndarray:
-            on = p.on_class(class_key)
-            return on | acute_flag if acute_flag is not None else on
-
-        a = acute
-        x["nsaid"] = exposed("nsaid", a.nsaid if a else None).astype(f)
-        new_repeat = p.started_within("nsaid", self.month_start, 60)
-        x["nsaid_new"] = (new_repeat | (a.nsaid if a else False)).astype(f)
-        x["oral_corticosteroid"] = exposed("oral_corticosteroid", a.oral_corticosteroid if a else None).astype(f)
-        z_drug = exposed("z_drug", a.z_drug if a else None)
-        opioid = exposed("opioid", a.opioid if a else None)
-        benzodiazepine = p.on_class("benzodiazepine")
-        x["z_drug"] = z_drug.astype(f)
-        x["opioid"] = opioid.astype(f)
-        x["benzodiazepine"] = benzodiazepine.astype(f)
-        x["benzodiazepine_or_z_drug"] = (benzodiazepine | z_drug).astype(f)
-        for key in ("anticoagulant", "antiplatelet", "ssri", "mra", "antidepressant", "antipsychotic", "gabapentinoid",
-                    "sulfonylurea", "insulin", "alpha_blocker", "antihypertensive"):
+        for key in ("nsaid", "oral_corticosteroid", "z_drug", "opioid", "benzodiazepine", "anticoagulant", "antiplatelet",
+                    "ssri", "mra", "antidepressant", "antipsychotic", "gabapentinoid", "sulfonylurea", "insulin",
+                    "alpha_blocker", "antihypertensive", "renin_angiotensin", "diuretic"):
             x[key] = p.on_class(key).astype(f)
-        x["renin_angiotensin"] = p.on_class("renin_angiotensin").astype(f)
-        x["diuretic"] = p.on_class("diuretic").astype(f)
-        bleeding_drug = (x["nsaid"] + x["antiplatelet"] + x["anticoagulant"]) > 0
-        x["ppi_with_bleeding_drug"] = (p.on_class("ppi") & bleeding_drug).astype(f)
-        cns = (p.class_count("antiepileptic") + p.class_count("antipsychotic") + p.class_count("benzodiazepine")
-               + p.class_count("z_drug") + p.class_count("antidepressant") + p.class_count("opioid"))
-        cns = cns + (a.z_drug & ~p.on_class("z_drug") if a else 0) + (a.opioid & ~p.on_class("opioid") if a else 0)
+        x["nsaid_new"] = p.started_within("nsaid", self.month_start, 60).astype(f)
+        x["benzodiazepine_or_z_drug"] = np.maximum(x["benzodiazepine"], x["z_drug"])
+        x["_ppi"] = p.on_class("ppi").astype(f)
+        x["ppi_with_bleeding_drug"] = x["_ppi"] * (np.maximum(np.maximum(x["nsaid"], x["antiplatelet"]), x["anticoagulant"]))
+        cns = sum(p.class_count(k) for k in ("antiepileptic", "antipsychotic", "benzodiazepine", "z_drug", "antidepressant", "opioid"))
+        x["_cns_count"] = cns.astype(f)
         x["cns_active_3plus"] = (cns >= 3).astype(f)
-        acb = p.acb_total()
-        x["acb_3plus"] = (acb >= 3).astype(f)
+        x["acb_3plus"] = (self.acb >= 3).astype(f)
         meds = self.medicines
         x["meds_4_6"] = ((meds >= 4) & (meds <= 6)).astype(f)
         x["meds_7_9"] = ((meds >= 7) & (meds <= 9)).astype(f)
         x["meds_10plus"] = (meds >= 10).astype(f)
         x["low_sbp_treated"] = ((self.sbp < 110) & (self.antihypertensive_count >= 2)).astype(f)
-        hypo_drug = p.on_class("hypoglycaemia_risk")
-        x["hypo_risk_drug"] = hypo_drug.astype(f)
-        x["tight_control_70plus"] = ((self.hba1c < 53) & (self.age >= 70) & x["diabetes"].astype(bool)).astype(f)
+        x["hypo_risk_drug"] = p.on_class("hypoglycaemia_risk").astype(f)
+        x["tight_control_70plus"] = ((self.hba1c < 53) & (self.age >= 70) & (x["diabetes"] > 0)).astype(f)
         x["osteoporosis_treated"] = (self.has("osteoporosis") & p.on_class("bone_antiresorptive")).astype(f)
         return x
+
+    def with_acute(self, x: dict[str, np.ndarray], base: hz.MonthlyRisk, acute: AcuteExposure) -> hz.MonthlyRisk:
+        """The month's hazards including acute courses: re-evaluated only for patients who had one."""
+        idx = np.flatnonzero(acute.nsaid | acute.oral_corticosteroid | acute.z_drug | acute.opioid)
+        if idx.size == 0:
+            return base
+        sub = {k: v[idx].copy() for k, v in x.items()}
+        for key in ("nsaid", "oral_corticosteroid", "z_drug", "opioid"):
+            added = getattr(acute, key)[idx]
+            if key in ("z_drug", "opioid"):
+                sub["_cns_count"] += added & (sub[key] == 0)
+            sub[key] = np.maximum(sub[key], added)
+        sub["nsaid_new"] = np.maximum(sub["nsaid_new"], acute.nsaid[idx])
+        sub["benzodiazepine_or_z_drug"] = np.maximum(sub["benzodiazepine"], sub["z_drug"])
+        sub["ppi_with_bleeding_drug"] = sub["_ppi"] * np.maximum(np.maximum(sub["nsaid"], sub["antiplatelet"]), sub["anticoagulant"])
+        sub["cns_active_3plus"] = (sub["_cns_count"] >= 3).astype(np.float32)
+        risk = self.hazards.monthly(sub)
+        components = {c: v.copy() for c, v in base.components.items()}
+        for c in components:
+            components[c][idx] = risk.components[c]
+        fracture_given_fall = base.fracture_given_fall.copy()
+        fracture_given_fall[idx] = risk.fracture_given_fall
+        return hz.MonthlyRisk(components=components, fracture_given_fall=fracture_given_fall)
 
     # ------------------------------------------------------------------ the monthly loop
     def run(self, progress: Callable[[int, int], None] | None = None) -> Simulation:
@@ -422,11 +431,12 @@ class World:
             self.month_start = int(self.grid.starts[t])
             self.age = self._age_on(self.month_start)
             self._refresh_latent()
-            base = self.hazards.monthly(self.covariates(None))
+            x = self.covariates()
+            base = self.hazards.monthly(x)
             observed = self.alive & (registered_day <= self.grid.month_firsts[t]) & (deregistered_day > self.grid.month_firsts[t])
             self._record_truth(t, base, observed)
             acute = self.prescriber.acute_courses(self, t)
-            risk = self.hazards.monthly(self.covariates(acute))
+            risk = self.with_acute(x, base, acute)
             self._events(t, risk, acute)
             self._deregister(t, deregistered_day)
             self._condition_onsets(t)
@@ -567,7 +577,8 @@ class World:
         rng, grid = self.rng, self.grid
         probability = self.condition_model.monthly_onset_probability(self.age)
         model_columns = len(self.condition_model.specs)
-        new = self.alive[:, None] & ~self.has_matrix[:, :model_columns] & (rng.random(probability.shape) < probability)
+        new = (rng.random(probability.shape, dtype=np.float32) < probability) & ~self.has_matrix[:, :model_columns]
+        new &= self.alive[:, None]
         for c in np.flatnonzero(new.any(axis=0)):
             who = np.flatnonzero(new[:, c])
             day = grid.days_in(t, rng.random(who.size))
@@ -744,8 +755,8 @@ class World:
             return np.round(np.clip(rng.normal(0.65, 0.15, size) + raised, 0.1, 2.0), 2)
         if kind == "tsh":
             levo = p.s("levothyroxine")
-            on = p.med[who, levo] >= 0
-            gap = self.physiology.thyroid_requirement[who] - 1 - p.dose[who, levo]
+            on = p.med[levo, who] >= 0
+            gap = self.physiology.thyroid_requirement[who] - 1 - p.dose[levo, who]
             treated = np.exp(np.log(1.8) + 0.8 * gap + rng.normal(0, 0.35, size))
             untreated_hypo = np.exp(rng.normal(np.log(8.0), 0.4, size))
             normal = np.exp(rng.normal(np.log(1.7), 0.45, size))

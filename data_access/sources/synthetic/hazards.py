@@ -37,17 +37,17 @@ BASE_MONTHLY: dict[str, float] = {
     "aki": 0.00075,
     "hypoglycaemia": 0.000012,
     "admission": 0.0042,
-    "death": 0.00045,
+    "death": 0.00042,
     "ae": 0.009,
 }
 AGE_SLOPE_PER_DECADE: dict[str, float] = {
-    "fall": np.log(1.6),
+    "fall": np.log(1.5),
     "fracture": np.log(1.8),
     "gi_bleed": np.log(1.5),
     "aki": np.log(1.6),
     "hypoglycaemia": np.log(1.3),
-    "admission": np.log(1.35),
-    "death": np.log(2.3),
+    "admission": np.log(1.3),
+    "death": np.log(2.1),
     "ae": np.log(1.1),
 }
 MAX_MONTHLY_PROBABILITY = 0.5

@@ -1208,6 +1208,33 @@ SLOTS: tuple[Slot, ...] = (
         baseline=0.0,
         stop=0.03,
     ),
+    Slot(
+        "vitamin_b12",
+        (_m("hydroxocobalamin", _d("Hydroxocobalamin 1mg/1ml solution for injection ampoules", "1mg by intramuscular injection every three months")),),
+        start=0.0,
+        baseline=0.0,
+        stop=0.002,
+    ),
+    Slot(
+        "vestibular",
+        (
+            _m("betahistine", _d("Betahistine 16mg tablets", "One tablet three times a day"), weight=0.6),
+            _m("prochlorperazine", _d("Prochlorperazine maleate 5mg tablets", "One tablet three times a day when required"), weight=0.4),
+        ),
+        start=0.0,
+        baseline=0.0,
+        stop=0.03,
+    ),
+    Slot(
+        "uti_prophylaxis",
+        (
+            _m("nitrofurantoin", _d("Nitrofurantoin 50mg capsules", "One capsule at night"), weight=0.6),
+            _m("trimethoprim", _d("Trimethoprim 100mg tablets", "One tablet at night"), weight=0.4),
+        ),
+        start=0.0,
+        baseline=0.0,
+        stop=0.025,
+    ),
 )
 
 # Planted-cascade marker drugs and the medicine each cascade starts (see cascades.py).

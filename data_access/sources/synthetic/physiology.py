@@ -10,8 +10,8 @@ measured), which is the realistic gap between the two.
   CKD is coded when eGFR first falls below 60 (KDIGO 2012 / NICE NG203 stage G3a-G5), with the stage code of
   that eGFR, so coded CKD and measured eGFR agree by construction.
 - Creatinine from eGFR by inverting the CKD-EPI 2021 equation (race-free; NICE NG203 recommends CKD-EPI).
-- Systolic blood pressure: untreated level (hypertensives ~ N(148, 12) rising with age), lowered by about
-  8 mmHg per antihypertensive class (Law MR et al. BMJ 2009;338:b1665: ~9 mmHg systolic per standard-dose drug).
+- Systolic blood pressure: untreated level (hypertensives ~ N(148, 10) rising with age), lowered by about
+  9 mmHg per antihypertensive class (Law MR et al. BMJ 2009;338:b1665: ~9 mmHg systolic per standard-dose drug).
 - HbA1c (mmol/mol): diabetes ~ N(60, 11) at diagnosis drifting up ~0.8/year; metformin lowers ~11 and each add-on
   ~8-9 (NICE NG28 evidence review: ~1% = 11 mmol/mol for metformin, 0.5-1% for add-ons); insulin ~15.
 - Potassium: 4.3 mmol/L, higher with RAS blockade, MRAs and low eGFR, lower with loop/thiazide diuretics.
@@ -71,7 +71,7 @@ EGFR_CKD_THRESHOLD = 60.0
 CKD_STAGE_BOUNDS = ((45.0, "G3a"), (30.0, "G3b"), (15.0, "G4"), (0.0, "G5"))
 # SNOMED CT concepts for CKD stages G3a, G3b, G4, G5 (all listed under condition key "ckd" in conditions.yaml).
 CKD_STAGE_SNOMED = ("700378005", "700379002", "431857002", "433146000")
-HYPERTENSIVE_MMHG_PER_DRUG = 8.0
+HYPERTENSIVE_MMHG_PER_DRUG = 9.0
 BP_TARGET_UNDER_80 = 140.0  # NICE NG136: clinic systolic target < 140 mmHg under 80 years
 BP_TARGET_80_PLUS = 150.0  # NICE NG136: < 150 mmHg aged 80 and over
 HBA1C_INTENSIFY = 58.0  # NICE NG28: intensify when HbA1c rises to 58 mmol/mol on treatment
@@ -135,12 +135,13 @@ class Physiology:
         self, age: np.ndarray, hypertensive: np.ndarray, antihypertensive_drugs: np.ndarray
     ) -> np.ndarray:
         untreated = self.untreated_systolic(age, hypertensive)
-        lowered = HYPERTENSIVE_MMHG_PER_DRUG * self.sbp_response * antihypertensive_drugs
-        return untreated - lowered
+        # Blood pressure-lowering drugs lower normal pressures about half as much as raised ones (Law 2009).
+        per_drug = HYPERTENSIVE_MMHG_PER_DRUG * self.sbp_response * np.where(hypertensive, 1.0, 0.5)
+        return np.maximum(untreated - per_drug * antihypertensive_drugs, 92.0)
 
     def untreated_systolic(self, age: np.ndarray, hypertensive: np.ndarray) -> np.ndarray:
         normal = np.minimum(118.0 + 0.45 * np.maximum(age - 30.0, 0.0) + 8.0 * self.sbp_base, 138.0)
-        high = 148.0 + 0.25 * np.maximum(age - 60.0, 0.0) + 12.0 * self.sbp_base
+        high = 148.0 + 0.25 * np.maximum(age - 60.0, 0.0) + 10.0 * self.sbp_base
         return np.where(hypertensive, high, normal)
 
     # ------------------------------------------------------------------ glycaemia

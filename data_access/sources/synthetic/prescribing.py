@@ -63,12 +63,14 @@ class MedicineTable:
             drugs.drug(key)  # fail loudly on a key the vocabulary does not know
         self.ingredient_count = np.concatenate([[0], [len(m.ingredients) for m in self.medicines]]).astype(np.int8)
         self.acb = np.concatenate([[0], [sum(drugs.acb(k) for k in m.ingredients) for m in self.medicines]]).astype(np.int8)
+        self.count_and_acb_packed = (self.ingredient_count.astype(np.int32) + 1024 * self.acb.astype(np.int32))
         tags = sorted({m.tag for m in self.medicines if m.tag})
         self.tag_id = {tag: i + 1 for i, tag in enumerate(tags)}
         self.tag_of = np.concatenate([[0], [self.tag_id.get(m.tag, 0) for m in self.medicines]]).astype(np.int16)
         self.acute = acute
         self.acute_index = {a.key: i for i, a in enumerate(acute)}
         self._members: dict[str, np.ndarray] = {}
+        self._holding: dict[str, list[int]] = {}
 
     @property
     def size(self) -> int:
@@ -83,8 +85,10 @@ class MedicineTable:
         return self._members[class_key]
 
     def slots_holding(self, class_key: str) -> list[int]:
-        flags = self.member(class_key)[1:]
-        return sorted({int(self.slot_of[m]) for m in np.flatnonzero(flags)})
+        if class_key not in self._holding:
+            flags = self.member(class_key)[1:]
+            self._holding[class_key] = sorted({int(self.slot_of[m]) for m in np.flatnonzero(flags)})
+        return self._holding[class_key]
 
     def acute_member(self, class_key: str) -> np.ndarray:
         members = self.drugs.members(class_key)
@@ -147,11 +151,13 @@ class Prescriber:
         self.grid = grid
         self.rng = rng
         slots = len(table.slots)
-        self.med = np.full((n, slots), -1, dtype=np.int16)
-        self.dose = np.zeros((n, slots), dtype=np.int8)
-        self.period_start = np.zeros((n, slots), dtype=np.int32)
-        self.since = np.zeros((n, slots), dtype=np.int32)
-        self.ever = np.zeros((n, slots), dtype=bool)
+        # Slot-major (slot, patient) arrays: almost every operation reads one slot for many patients.
+        self.med = np.full((slots, n), -1, dtype=np.int16)
+        self.dose = np.zeros((slots, n), dtype=np.int8)
+        self.period_start = np.zeros((slots, n), dtype=np.int32)
+        self.since = np.zeros((slots, n), dtype=np.int32)
+        self.ever = np.zeros((slots, n), dtype=bool)
+        self.last_stop = np.full((slots, n), NO_DATE, dtype=np.int32)
         self.log = PrescriptionLog()
         self.pending = np.full((n, len(PLANTED_CASCADES)), NO_DATE, dtype=np.int32)
         self.next_review = np.full(n, NO_DATE, dtype=np.int32)
@@ -166,49 +172,48 @@ class Prescriber:
         return self.table.slot_index[key]
 
     def on(self, key: str) -> np.ndarray:
-        return self.med[:, self.s(key)] >= 0
+        return self.med[self.s(key)] >= 0
 
     def on_class(self, class_key: str) -> np.ndarray:
         member = self.table.member(class_key)
         out = np.zeros(self.n, dtype=bool)
         for s in self.table.slots_holding(class_key):
-            out |= member[self.med[:, s] + 1]
+            out |= member[self.med[s] + 1]
         return out
 
     def class_count(self, class_key: str) -> np.ndarray:
         member = self.table.member(class_key)
         out = np.zeros(self.n, dtype=np.int16)
         for s in self.table.slots_holding(class_key):
-            out += member[self.med[:, s] + 1]
+            out += member[self.med[s] + 1]
         return out
 
     def on_tag(self, tag: str) -> np.ndarray:
-        return (self.table.tag_of[self.med + 1] == self.table.tag_id[tag]).any(axis=1)
+        return (self.table.tag_of[self.med + 1] == self.table.tag_id[tag]).any(axis=0)
 
-    def medicine_count(self) -> np.ndarray:
-        """Distinct ingredients on repeat (combination products count each ingredient)."""
-        return self.table.ingredient_count[self.med + 1].sum(axis=1)
-
-    def acb_total(self) -> np.ndarray:
-        return self.table.acb[self.med + 1].sum(axis=1)
+    def medicine_count_and_acb(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct ingredients on repeat (a combination product counts each ingredient) and the total ACB score."""
+        packed = np.take(self.table.count_and_acb_packed, self.med.astype(np.intp) + 1).sum(axis=0)
+        return packed % 1024, packed // 1024
 
     def started_within(self, key: str, day: int, days: int) -> np.ndarray:
         s = self.s(key)
-        return (self.med[:, s] >= 0) & (self.since[:, s] > day - days)
+        return (self.med[s] >= 0) & (self.since[s] > day - days)
 
     # ------------------------------------------------------------------ period bookkeeping
     def _close(self, s: int, who: np.ndarray, stop_day: np.ndarray) -> None:
-        self.log.add_period(who, self.med[who, s], self.dose[who, s], self.period_start[who, s], stop_day)
+        self.log.add_period(who, self.med[s, who], self.dose[s, who], self.period_start[s, who], stop_day)
+        self.last_stop[s, who] = stop_day
 
     def stop(self, s: int, who: np.ndarray, day: np.ndarray | int) -> None:
         day = np.broadcast_to(np.asarray(day, dtype=np.int32), who.shape)
-        active = self.med[who, s] >= 0
+        active = self.med[s, who] >= 0
         who, day = who[active], day[active]
         if who.size == 0:
             return
-        day = np.maximum(day, self.period_start[who, s])
+        day = np.maximum(day, self.period_start[s, who])
         self._close(s, who, day)
-        self.med[who, s] = -1
+        self.med[s, who] = -1
 
     def stop_mask(self, key: str, mask: np.ndarray, t: int, u: np.ndarray | None = None) -> None:
         who = np.flatnonzero(mask & self.on(key))
@@ -219,31 +224,32 @@ class Prescriber:
     def stop_everything(self, who: np.ndarray, day: np.ndarray) -> None:
         """Close every open period at ``day`` (death or deregistration)."""
         for s in range(len(self.table.slots)):
-            active = self.med[who, s] >= 0
+            active = self.med[s, who] >= 0
             if active.any():
                 w = who[active]
-                self._close(s, w, np.maximum(day[active], self.period_start[w, s]))
-                self.med[w, s] = -1
+                self._close(s, w, np.maximum(day[active], self.period_start[s, w]))
+                self.med[s, w] = -1
 
     def open_periods(self) -> None:
         """Write the periods still open at the end of the window (stop = null)."""
         for s in range(len(self.table.slots)):
-            who = np.flatnonzero(self.med[:, s] >= 0)
+            who = np.flatnonzero(self.med[s] >= 0)
             self._close(s, who, np.full(who.size, NO_DATE, dtype=np.int32))
 
     def _open(self, s: int, who: np.ndarray, medicine: np.ndarray, dose: np.ndarray, day: np.ndarray, new_course: bool) -> None:
-        self.med[who, s] = medicine
-        self.dose[who, s] = dose
-        self.period_start[who, s] = day
+        self.med[s, who] = medicine
+        self.dose[s, who] = dose
+        self.period_start[s, who] = day
         if new_course:
-            self.since[who, s] = day
-            self.ever[who, s] = True
+            self.since[s, who] = day
+            self.ever[s, who] = True
 
     # ------------------------------------------------------------------ starting
     def start(self, w: World, s: int, who: np.ndarray, day: np.ndarray, medicine: np.ndarray | None = None) -> None:
         """Start slot ``s`` for patients ``who`` (not on it) on ``day``, choosing a medicine unless given."""
-        keep = self.med[who, s] < 0
+        keep = self.med[s, who] < 0
         who, day = who[keep], day[keep]
+        day = np.maximum(day, self.last_stop[s, who] + 1)  # never overlap the slot's previous period
         if who.size == 0:
             return
         if medicine is None:
@@ -270,7 +276,7 @@ class Prescriber:
     def _plant_cascades(self, s: int, who: np.ndarray, day: np.ndarray, before: dict[int, np.ndarray]) -> None:
         """A new start of an index class schedules the marker drug with the planted probability."""
         for i, cascade in enumerate(PLANTED_CASCADES):
-            newly = self._cascade_index[i][self.med[who, s] + 1] & ~before[i]
+            newly = self._cascade_index[i][self.med[s, who] + 1] & ~before[i]
             fire = newly & (self.rng.random(who.size) < cascade.excess_probability) & (self.pending[who, i] == NO_DATE)
             if fire.any():
                 delay = self.rng.integers(MIN_DELAY_DAYS, cascade.window_days + 1, size=int(fire.sum()))
@@ -280,7 +286,7 @@ class Prescriber:
         member = self._cascade_index[i]
         out = np.zeros(who.size, dtype=bool)
         for s in self.table.slots_holding(PLANTED_CASCADES[i].index_class):
-            out |= member[self.med[who, s] + 1]
+            out |= member[self.med[s, who] + 1]
         return out
 
     def _companion_rules(self, w: World, key: str, who: np.ndarray, day: np.ndarray) -> None:
@@ -291,7 +297,7 @@ class Prescriber:
             pick = self.rng.random(who.size) < p
             self.start(w, self.s("proton_pump_inhibitor"), who[pick], day[pick])
         elif key == "dmard":
-            methotrexate = self.table.member("methotrexate")[self.med[who, self.s("dmard")] + 1]
+            methotrexate = self.table.member("methotrexate")[self.med[self.s("dmard"), who] + 1]
             pick = methotrexate & (self.rng.random(who.size) < 0.95)
             self.start(w, self.s("folic_acid"), who[pick], day[pick])
         elif key == "weak_opioid":
@@ -304,7 +310,7 @@ class Prescriber:
         _adjust_weights(self, w, slot.key, who, weights)
         tags = self.table.tag_of[self.table.first[s] + 1 : self.table.first[s] + self.table.count[s] + 1]
         for tag_value in set(tags.tolist()) - {0}:
-            conflict = (self.table.tag_of[self.med[who] + 1] == tag_value).any(axis=1)
+            conflict = (self.table.tag_of[self.med[:, who] + 1] == tag_value).any(axis=0)
             weights[np.ix_(conflict, tags == tag_value)] = 0.0
         total = weights.sum(axis=1, keepdims=True)
         empty = total[:, 0] <= 0
@@ -332,16 +338,16 @@ class Prescriber:
 
     # ------------------------------------------------------------------ switching and titration
     def switch(self, w: World, s: int, who: np.ndarray, day: np.ndarray) -> None:
-        who = who[self.med[who, s] >= 0]
+        who = who[self.med[s, who] >= 0]
         if who.size == 0 or self.table.count[s] < 2:
             return
-        current = self.med[who, s]
+        current = self.med[s, who]
         new = self.choose(w, s, who)
         same = new == current
         if same.any():
             alternative = self.table.first[s] + (new[same] - self.table.first[s] + 1) % self.table.count[s]
             new[same] = alternative.astype(np.int16)
-        later = day > self.period_start[who, s]
+        later = day > self.period_start[s, who]
         who, day, new = who[later], day[later], new[later]
         before = {i: self._on_index_class(i, who) for i in range(len(PLANTED_CASCADES))}
         self._close(s, who, day - 1)
@@ -352,16 +358,16 @@ class Prescriber:
         """Move the dose one step (a new period from ``day``); patients at the end of the range keep theirs."""
         day = np.broadcast_to(np.asarray(day, dtype=np.int32), who.shape)
         step = np.broadcast_to(np.asarray(step), who.shape)
-        active = self.med[who, s] >= 0
+        active = self.med[s, who] >= 0
         who, day, step = who[active], day[active], step[active]
-        current = self.dose[who, s]
-        new = np.clip(current + step, 0, self.table.dose_count[self.med[who, s]] - 1)
-        change = (new != current) & (day > self.period_start[who, s])
+        current = self.dose[s, who]
+        new = np.clip(current + step, 0, self.table.dose_count[self.med[s, who]] - 1)
+        change = (new != current) & (day > self.period_start[s, who])
         who, new, day = who[change], new[change], day[change]
         if who.size == 0:
             return
         self._close(s, who, day - 1)
-        self._open(s, who, self.med[who, s], new.astype(np.int8), day, new_course=False)
+        self._open(s, who, self.med[s, who], new.astype(np.int8), day, new_course=False)
 
     # ------------------------------------------------------------------ the start of the window
     def baseline(self, w: World) -> None:
@@ -372,7 +378,7 @@ class Prescriber:
             if rule is None:
                 continue
             share = rule.baseline(self, w)
-            pick = np.flatnonzero((self.rng.random(self.n) < share) & (self.med[:, s] < 0) & w.alive)
+            pick = np.flatnonzero((self.rng.random(self.n) < share) & (self.med[s] < 0) & w.alive)
             if pick.size == 0:
                 continue
             indicated_since = np.maximum(rule.since(self, w)[pick], w.birth_day[pick] + 18 * 365)
@@ -383,8 +389,8 @@ class Prescriber:
             day = np.minimum(day, first - 1)
             self.start(w, s, pick, day)
             dose_pick = self.rng.random(pick.size) < 0.45
-            self.dose[pick[dose_pick], s] = np.minimum(
-                self.dose[pick[dose_pick], s] + 1, self.table.dose_count[self.med[pick[dose_pick], s]] - 1
+            self.dose[s, pick[dose_pick]] = np.minimum(
+                self.dose[s, pick[dose_pick]] + 1, self.table.dose_count[self.med[s, pick[dose_pick]]] - 1
             )
         self.pending[:] = NO_DATE  # cascades are planted in the window only
         u = self.rng.random(self.n)
@@ -395,8 +401,8 @@ class Prescriber:
         latest = np.full(who.size, -(10**6), dtype=np.int64)
         for other in prerequisites:
             s = self.s(other)
-            on = self.med[who, s] >= 0
-            latest = np.where(on, np.maximum(latest, self.since[who, s]), latest)
+            on = self.med[s, who] >= 0
+            latest = np.where(on, np.maximum(latest, self.since[s, who]), latest)
         return latest
 
     # ------------------------------------------------------------------ a month
@@ -420,36 +426,42 @@ class Prescriber:
 
     def month(self, w: World, t: int) -> None:
         """Stops, switches, dose changes and starts of month ``t`` (after this month's tests)."""
-        grid, rng, n = self.grid, self.rng, self.n
+        grid, rng = self.grid, self.rng
         alive = w.alive
         self._lab_driven_changes(w, t)
         for s, slot in enumerate(self.table.slots):
-            active = (self.med[:, s] >= 0) & alive
-            u = rng.random(n)
-            stop_p = slot.stop * _stop_multiplier(self, w, slot.key)
-            stopping = active & (u < stop_p)
-            switching = active & ~stopping & (u < stop_p + slot.switch)
-            titrating = active & ~stopping & ~switching & (u < stop_p + slot.switch + slot.titrate)
-            day = grid.days_in(t, rng.random(n))
-            if stopping.any():
-                idx = np.flatnonzero(stopping)
-                self.stop(s, idx, day[idx])
-            if switching.any():
-                idx = np.flatnonzero(switching)
-                self.switch(w, s, idx, day[idx])
-            if titrating.any():
-                idx = np.flatnonzero(titrating)
-                up = rng.random(idx.size) < slot.titrate_up
-                self.titrate(s, idx, day[idx], np.where(up, 1, -1))
+            active = np.flatnonzero((self.med[s] >= 0) & alive)
+            stopped = np.full(self.n, grid.starts[t] - 1, dtype=np.int32)
+            if active.size:
+                stop_p = slot.stop * _stop_multiplier(self, w, slot.key)
+                stop_p = stop_p[active] if np.ndim(stop_p) else stop_p
+                u = rng.random(active.size)
+                stopping = u < stop_p
+                switching = ~stopping & (u < stop_p + slot.switch)
+                titrating = ~stopping & ~switching & (u < stop_p + slot.switch + slot.titrate)
+                for mask, action in ((stopping, "stop"), (switching, "switch"), (titrating, "titrate")):
+                    if not mask.any():
+                        continue
+                    idx = active[mask]
+                    day = grid.days_in(t, rng.random(idx.size))
+                    if action == "stop":
+                        self.stop(s, idx, day)
+                        stopped[idx] = day
+                    elif action == "switch":
+                        self.switch(w, s, idx, day)
+                    else:
+                        up = rng.random(idx.size) < slot.titrate_up
+                        self.titrate(s, idx, day, np.where(up, 1, -1))
             rule = self._indications.get(slot.key)
             if rule is None:
                 continue
             p = rule.start(self, w)
-            starting = np.flatnonzero((self.med[:, s] < 0) & alive & (rng.random(n) < p))
+            candidates = np.flatnonzero((p > 0) & (self.med[s] < 0) & alive & (stopped < grid.ends[t]))
+            starting = candidates[rng.random(candidates.size) < p[candidates]]
             if starting.size:
-                after = w.trigger_day.get(slot.key)
-                start_day = grid.days_between(after[starting], t, rng.random(starting.size)) if after is not None else day[starting]
-                self.start(w, s, starting, start_day)
+                # A restart follows this month's stop; a step-up follows the test that prompted it.
+                after = np.maximum(stopped[starting] + 1, w.trigger_day.get(slot.key, stopped)[starting])
+                self.start(w, s, starting, grid.days_between(after, t, rng.random(starting.size)))
         self._dependent_stops(w, t)
         self._due_cascades(w, t)
 
@@ -459,8 +471,8 @@ class Prescriber:
         tsh = w.tested_value("tsh")
         levo = self.s("levothyroxine")
         day = w.test_day("tsh")
-        high = np.flatnonzero((tsh > 4.5) & (self.med[:, levo] >= 0) & (rng.random(self.n) < 0.7))
-        low = np.flatnonzero((tsh < 0.3) & (self.med[:, levo] >= 0) & (rng.random(self.n) < 0.6))
+        high = np.flatnonzero((tsh > 4.5) & (self.med[levo] >= 0) & (rng.random(self.n) < 0.7))
+        low = np.flatnonzero((tsh < 0.3) & (self.med[levo] >= 0) & (rng.random(self.n) < 0.6))
         self.titrate(levo, high, self.grid.days_between(day[high], t, rng.random(high.size)), 1)
         self.titrate(levo, low, self.grid.days_between(day[low], t, rng.random(low.size)), -1)
         for ids in (high, low):
@@ -482,7 +494,7 @@ class Prescriber:
 
     def _dependent_stops(self, w: World, t: int) -> None:
         # Folic acid goes with methotrexate; an ICS/LABA replaces the ICS (done at start).
-        methotrexate = self.table.member("methotrexate")[self.med[:, self.s("dmard")] + 1]
+        methotrexate = self.table.member("methotrexate")[self.med[self.s("dmard")] + 1]
         self.stop_mask("folic_acid", ~methotrexate, t)
 
     def _due_cascades(self, w: World, t: int) -> None:
@@ -511,16 +523,16 @@ class Prescriber:
         su_slots = [s for s in (self.s("diabetes_second_line"), self.s("diabetes_third_line"))]
         sulfonylurea = self.table.member("sulfonylurea")
         for s in su_slots:
-            idx = np.flatnonzero(hypo & sulfonylurea[self.med[:, s] + 1] & (rng.random(self.n) < 0.5))
+            idx = np.flatnonzero(hypo & sulfonylurea[self.med[s] + 1] & (rng.random(self.n) < 0.5))
             self.stop(s, idx, day[idx])
         insulin = self.s("basal_insulin")
-        idx = np.flatnonzero(hypo & (self.med[:, insulin] >= 0) & (rng.random(self.n) < 0.5))
+        idx = np.flatnonzero(hypo & (self.med[insulin] >= 0) & (rng.random(self.n) < 0.5))
         self.titrate(insulin, idx, day[idx], -1)
 
     def review(self, w: World, t: int) -> np.ndarray:
         """Structured/annual medication reviews due this month; returns (patients, days) and deprescribes."""
         grid, rng = self.grid, self.rng
-        on_repeat = (self.med >= 0).any(axis=1)
+        on_repeat = (self.med >= 0).any(axis=0)
         due = (self.next_review <= grid.ends[t]) & w.alive & on_repeat
         who = np.flatnonzero(due)
         day = grid.days_between(self.next_review[who], t, rng.random(who.size))
@@ -533,7 +545,7 @@ class Prescriber:
         older = w.age[who] >= 65
         unprotected_need = ~_ppi_indicated(self, w)[who]
         ppi = self.s("proton_pump_inhibitor")
-        ppi_long = (self.med[who, ppi] >= 0) & (self.since[who, ppi] < day - 56)
+        ppi_long = (self.med[ppi, who] >= 0) & (self.since[ppi, who] < day - 56)
         decisions = (
             ("proton_pump_inhibitor", ppi_long & unprotected_need, 0.25),  # NICE CG184: step down / stop PPIs
             ("hypnotic", older, 0.15),  # STOPP v3 D: benzodiazepines/Z-drugs >= 4 weeks
@@ -544,7 +556,7 @@ class Prescriber:
         )
         for key, mask, probability in decisions:
             s = self.s(key)
-            pick = mask & (self.med[who, s] >= 0) & (rng.random(who.size) < probability)
+            pick = mask & (self.med[s, who] >= 0) & (rng.random(who.size) < probability)
             self.stop(s, who[pick], day[pick])
         return np.vstack([who, day]).astype(np.int32)
 
@@ -606,7 +618,7 @@ def _indication_rules() -> dict[str, Indication]:
     rules["antiplatelet"] = Indication(_antiplatelet("start"), _antiplatelet("baseline"),
                                        lambda p, w: w.earliest_onset(CVD + ("type2_diabetes",)))
     rules["statin"] = Indication(_statin("start"), _statin("baseline"), lambda p, w: w.earliest_onset(CVD + ("type2_diabetes", "hyperlipidaemia", "hypertension")))
-    simple("nitrate", ((("ischaemic_heart_disease", "myocardial_infarction"), 0.04, 0.4),))
+    simple("nitrate", ((("ischaemic_heart_disease", "myocardial_infarction"), 0.03, 0.25),))
     simple("digoxin", (), extra=_digoxin)
     for key in DIABETES_SLOTS:
         rules[key] = Indication(
@@ -622,7 +634,7 @@ def _indication_rules() -> dict[str, Indication]:
     simple("long_acting_antimuscarinic", (("copd", 0.05, 0.6),))
     simple("montelukast", (), extra=_montelukast)
     simple("mucolytic", (("copd", 0.004, 0.15),))
-    simple("antidepressant", (("depression", 0.06, 0.5), ("anxiety", 0.015, 0.25)), extra=_restart_less_often("antidepressant"))
+    simple("antidepressant", (("depression", 0.06, 0.55), ("anxiety", 0.015, 0.3)), extra=_restart_less_often("antidepressant"))
     simple("hypnotic", (("insomnia", 0.04, 0.35),), extra=_restart_less_often("hypnotic"))
     simple("anxiolytic", (("anxiety", 0.008, 0.07), ("alcohol_misuse", 0.004, 0.04)), extra=_restart_less_often("anxiolytic"))
     simple("antipsychotic", ((("schizophrenia", "bipolar_disorder"), 0.3, 0.85), ("dementia", 0.006, 0.07)))
@@ -633,7 +645,7 @@ def _indication_rules() -> dict[str, Indication]:
     simple("antiepileptic", (("epilepsy", 0.5, 0.85),))
     simple("triptan", (("migraine", 0.02, 0.25),))
     simple("glaucoma_drops", (("glaucoma", 0.3, 0.85),))
-    simple("paracetamol", ((("osteoarthritis", "chronic_pain", "rheumatoid_arthritis"), 0.02, 0.35),), extra=_older_osteoarthritis)
+    simple("paracetamol", ((("osteoarthritis", "chronic_pain", "rheumatoid_arthritis"), 0.02, 0.45),), extra=_older_osteoarthritis)
     simple("weak_opioid", ((("chronic_pain", "osteoarthritis"), 0.008, 0.16), ("cancer", 0.01, 0.1)))
     simple("strong_opioid", (("cancer", 0.008, 0.1),), extra=_strong_opioid)
     simple("nsaid", ((("osteoarthritis", "rheumatoid_arthritis", "chronic_pain", "gout"), 0.004, 0.07),), extra=_nsaid_caution)
@@ -653,6 +665,9 @@ def _indication_rules() -> dict[str, Indication]:
     simple("prostate", (("prostatic_hyperplasia", 0.05, 0.6),))
     simple("laxative", (("chronic_constipation", 0.1, 0.55), ("parkinsons", 0.01, 0.3)), extra=_older_laxative)
     simple("iron", (("anaemia", 0.08, 0.3),))
+    simple("vitamin_b12", (("anaemia", 0.01, 0.15),), extra=_older_b12)
+    simple("vestibular", (("dizziness", 0.03, 0.3),))
+    simple("uti_prophylaxis", (("recurrent_uti", 0.03, 0.3),))
     simple("antihistamine", (), extra=_background_antihistamine)
     return rules
 
@@ -670,7 +685,9 @@ def _keys(conditions: str | tuple[str, ...]) -> tuple[str, ...]:
 def _htn_positions(p: Prescriber, w: World) -> dict[str, np.ndarray]:
     """Step number of each hypertension slot for each patient (NICE NG136 order)."""
     ccb_first = ((w.age >= 55) | w.black) & ~w.has("type2_diabetes")
-    spironolactone = (w.potassium <= 4.5) & (w.egfr >= 30)
+    # NICE NG136 step 4: spironolactone if potassium <= 4.5 mmol/L; in practice about half get an alpha- or
+    # beta-blocker instead (a fixed preference per patient).
+    spironolactone = (w.potassium <= 4.5) & (w.egfr >= 30) & (w.step4_preference < 0.5)
     return {
         "renin_angiotensin": np.where(ccb_first, 2, 1),
         "dihydropyridine": np.where(ccb_first, 1, 2),
@@ -771,7 +788,7 @@ def _statin(mode: str) -> Callable[[Prescriber, World], np.ndarray]:
             (w.has("type2_diabetes") & (w.age >= 40), 0.05, 0.65),
             (w.has("ckd"), 0.03, 0.55),
             (w.has("hyperlipidaemia"), 0.06, 0.6),
-            ((w.age >= 55) & (w.age < 85) & (w.has("hypertension") | (w.male & (w.age >= 60))), 0.004, 0.25),  # QRISK >= 10% proxy
+            ((w.age >= 55) & (w.age < 85) & (w.has("hypertension") | (w.male & (w.age >= 60))), 0.005, 0.33),  # QRISK >= 10% proxy
         )
         out = np.zeros(p.n)
         for mask, rate, share in rows:
@@ -812,7 +829,7 @@ def _diabetes_step(p: Prescriber, w: World, key: str, mode: str) -> np.ndarray:
 
 
 def _no_sglt2_and_egfr_20(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
-    return np.where(p.on_tag("sglt2_inhibitor") | (w.egfr < 20), 0.0, out)
+    return np.where(p.on_class("sglt2_inhibitor") | (w.egfr < 20), 0.0, out)
 
 
 def _ics_laba(mode: str) -> Callable[[Prescriber, World], np.ndarray]:
@@ -832,7 +849,7 @@ def _montelukast(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndar
 
 def _restart_less_often(key: str) -> Callable:
     def rule(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
-        return np.where(p.ever[:, p.s(key)], out * 0.3, out) if mode == "start" else out
+        return np.where(p.ever[p.s(key)], out * 0.3, out) if mode == "start" else out
 
     return rule
 
@@ -843,7 +860,9 @@ def _memantine(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarra
 
 
 def _older_osteoarthritis(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
-    return np.where(w.has("osteoarthritis") & (w.age >= 75), np.minimum(out * 1.5, 1.0), out)
+    out = np.where(w.has("osteoarthritis") & (w.age >= 75), np.minimum(out * 1.5, 1.0), out)
+    # Regular paracetamol for the aches of old age without a coded painful condition.
+    return np.maximum(out, np.where(w.age >= 75, 0.003 if mode == "start" else 0.18, 0.0))
 
 
 def _strong_opioid(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
@@ -891,13 +910,13 @@ def _ppi(mode: str) -> Callable[[Prescriber, World], np.ndarray]:
         rows = (
             (w.has("gord"), 0.1, 0.6),
             (w.any_of(("peptic_ulcer", "gi_bleed_history")), 0.05, 0.6),
-            (p.on("antiplatelet") & (w.age >= 75), 0.01, 0.3),
+            (p.on("antiplatelet") & (w.age >= 75), 0.012, 0.4),
             (p.on("antiplatelet") & p.on("anticoagulant"), 0.05, 0.5),
             (p.on("oral_corticosteroid"), 0.02, 0.3),
             (p.on("nsaid"), 0.0, 0.6),
             # Long-term PPI without a recorded indication is common in older people (about a fifth of 65+ in UK
             # primary care; Othman F et al. BMJ Open 2016;6:e011945).
-            (w.age >= 65, 0.0012, 0.13),
+            (w.age >= 65, 0.0018, 0.18),
             ((w.age >= 50) & (w.age < 65), 0.0008, 0.06),
         )
         out = np.zeros(p.n)
@@ -911,13 +930,21 @@ def _ppi(mode: str) -> Callable[[Prescriber, World], np.ndarray]:
 def _folic_acid_baseline(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
     if mode == "start":
         return out
-    methotrexate = p.table.member("methotrexate")[p.med[:, p.s("dmard")] + 1]
+    methotrexate = p.table.member("methotrexate")[p.med[p.s("dmard")] + 1]
     return np.where(methotrexate, 0.95, 0.0)
 
 
 def _care_home_vitamin_d(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
     care_home = w.social_now("care_home") & (w.age >= 75)
-    return np.maximum(out, np.where(care_home, 0.01 if mode == "start" else 0.3, 0.0))
+    out = np.maximum(out, np.where(care_home, 0.01 if mode == "start" else 0.3, 0.0))
+    # Vitamin D (with or without calcium) for older women at risk of falls and fractures (NICE CKS Vitamin D).
+    older_woman = ~w.male & (w.age >= 75)
+    return np.maximum(out, np.where(older_woman, 0.002 if mode == "start" else 0.15, 0.0))
+
+
+def _older_b12(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
+    # Vitamin B12 deficiency (pernicious anaemia, metformin, PPIs) rises with age; about 3% of 75+ have injections.
+    return np.maximum(out, np.where(w.age >= 70, 0.0003 if mode == "start" else 0.03, 0.0))
 
 
 def _mirabegron(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
@@ -925,7 +952,8 @@ def _mirabegron(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarr
 
 
 def _older_laxative(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
-    return np.maximum(out, np.where(w.age >= 85, 0.002 if mode == "start" else 0.06, 0.0))
+    out = np.maximum(out, np.where(w.age >= 75, 0.0015 if mode == "start" else 0.05, 0.0))
+    return np.maximum(out, np.where(w.age >= 85, 0.003 if mode == "start" else 0.1, 0.0))
 
 
 def _background_antihistamine(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
@@ -978,7 +1006,7 @@ def _stop_multiplier(p: Prescriber, w: World, key: str) -> np.ndarray | float:
     if key == "anticoagulant":
         # VTE without AF: 3-6 months of treatment (NICE NG158), then stop.
         vte_only = w.has("venous_thromboembolism") & ~w.has("atrial_fibrillation")
-        long_enough = p.since[:, p.s("anticoagulant")] < w.month_start - 90
+        long_enough = p.since[p.s("anticoagulant")] < w.month_start - 90
         return np.where(vte_only & long_enough, 75.0, 1.0)
     if key in ("basal_insulin", "bolus_insulin"):
         return np.where(w.has("type1_diabetes"), 0.0, 1.0)

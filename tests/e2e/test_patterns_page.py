@@ -1,0 +1,80 @@
+"""The /patterns page in the system Chromium: a researcher screens drug pairs by sequence symmetry, switches to drug
+classes, picks a pair from the table and sees its histogram; an administrator (no aggregate access) is refused.
+Every test fails on a browser console error (the ``console`` fixture of conftest.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.e2e
+
+GRID = "#patterns-grid"
+
+
+@pytest.fixture
+def researcher_page(page: Page, console, live_dashboard) -> Page:  # noqa: ANN001
+    from conftest import sign_in
+
+    page.set_default_timeout(30_000)
+    sign_in(page, "demo-researcher", next_path="/patterns")
+    return page
+
+
+def _rows(page: Page):  # noqa: ANN202 - Locator
+    return page.locator(f"{GRID} .ag-center-cols-container .ag-row")
+
+
+def test_researcher_screens_pairs_and_opens_one(researcher_page: Page) -> None:
+    page = researcher_page
+    page.goto("/patterns")
+    expect(page.get_by_role("heading", name="Patterns of care: prescribing cascades")).to_be_visible()
+    expect(page.get_by_role("link", name="Patterns")).to_be_visible()
+    summary = page.locator("#patterns-summary")
+    expect(summary).to_contain_text(re.compile(r"patients, .* new users only .* 365-day window"))
+    expect(page.locator(f"{GRID} .ag-header-cell-text", has_text="Adjusted SR")).to_be_visible()
+
+    # The smallest cohort of the e2e suite needs the lowest threshold to list pairs.
+    page.get_by_label("Minimum people with both").select_option("5")
+    expect(summary).to_contain_text(re.compile(r"[1-9][\d,]* drug pairs shown"))
+    expect(_rows(page).first).to_be_visible()
+
+    first = _rows(page).first
+    index = first.locator(".ag-cell[col-id='index_label']")
+    if not index.count():  # pinned columns live in their own container
+        index = page.locator(f"{GRID} .ag-pinned-left-cols-container .ag-row").first.locator(
+            ".ag-cell[col-id='index_label']"
+        )
+    drug_a = index.inner_text().strip()
+    marker = page.locator(f"{GRID} .ag-pinned-left-cols-container .ag-row").first.locator(
+        ".ag-cell[col-id='marker_label']"
+    )
+    drug_b = marker.inner_text().strip()
+    first.locator(".ag-cell[col-id='n_index_first']").click()
+    pair = page.locator("#patterns-pair")
+    expect(pair.get_by_role("heading", name=f"{drug_a} → {drug_b}")).to_be_visible()
+    expect(pair).to_contain_text("Adjusted sequence ratio (95% CI)")
+    expect(page.locator("#patterns-histogram .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#patterns-histogram")).to_contain_text(f"Days from the first start of {drug_a}")
+    from conftest import screenshot
+
+    screenshot(page, "patterns")
+
+    page.get_by_label("Drug classes").check()
+    expect(summary).to_contain_text("drug class pairs shown")
+    page.get_by_label("Signals only (CI above 1)").check()
+    expect(summary).to_contain_text(re.compile(r"(\d[\d,]*) drug class pairs shown, \1 signals"))
+
+
+def test_administrator_cannot_open_patterns(page: Page, console, live_dashboard) -> None:  # noqa: ANN001
+    from conftest import sign_in
+
+    console.allow(r"403")  # the refused page load is logged by the browser
+    page.set_default_timeout(20_000)
+    sign_in(page, "demo-admin", next_path="/help")
+    expect(page.get_by_role("link", name="Patterns")).to_have_count(0)
+    response = page.goto("/patterns")
+    assert response is not None
+    assert response.status == 403 or page.get_by_text(re.compile("not allowed|permission", re.I)).count() > 0
