@@ -462,7 +462,7 @@ def mark_duplicates(
     if frame.height == 0:
         return frame
     first = frame.select(
-        (pl.col(key[0]).is_first_distinct() if len(key) == 1 else pl.struct(list(key)).is_first_distinct())
+        pl.col(key[0]).is_first_distinct() if len(key) == 1 else pl.struct(list(key)).is_first_distinct()
     ).to_series()
     rejects.add_rows(frame.filter(~first), field_name=what, reason="duplicate_row")
     return frame.filter(first)
