@@ -15,7 +15,6 @@ from data_access.settings import Settings
 
 APP_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = APP_DIR.parent / "assets"
-PAGES_DIR = APP_DIR / "pages"
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +22,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> dash.Dash:
     """Build the dashboard. ``engine`` defaults to one made from ``settings.database_url``."""
     from app.layout import index_string, shell_layout
+    from app.pages import import_pages
     from app.runtime import EXTENSION_KEY, AppContext
     from app.security import init_security
     from data_access.db import make_engine
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         __name__,
         server=server,
         use_pages=True,
-        pages_folder=str(PAGES_DIR),
+        pages_folder="",  # pages are imported by app.pages.import_pages (see its docstring)
         assets_folder=str(ASSETS_DIR),
         serve_locally=True,
         title="DynAIRx",
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         index_string=index_string(),
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
+    import_pages()
     app.layout = shell_layout
     init_security(server, engine, settings, dash_app=app)
     return app
