@@ -78,14 +78,20 @@ def run(patients: int, workdir: Path, database: str | None) -> None:
     engine = make_engine(url)
     upgrade_database(engine)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     summary = run_import("synthea", folder, engine, derive=False, rejects_path=workdir / "rejects.csv")
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     engine.dispose()
     rows = sum(summary.loaded.values())
+    # Wall time depends on what else the machine runs; CPU time of this process (polars threads and in-process
+    # SQLite included, a Postgres server's work not) and the load average say how much.
+    load = os.getloadavg()[0]
     print(
         f"{patients:>8,} patients | input {sum(files.values()):>11,} rows, generated in {generated:6.1f} s | "
-        f"import {elapsed:7.1f} s ({'sqlite' if database is None else 'server'}) | "
-        f"{rows:>11,} rows loaded, {rows / elapsed:>9,.0f} rows/s | peak RSS {peak_rss_mb():,.0f} MB",
+        f"import {elapsed:7.1f} s wall, {cpu:6.1f} s CPU ({'sqlite' if database is None else 'server'}) | "
+        f"{rows:>11,} rows loaded, {rows / elapsed:>9,.0f} rows/s | peak RSS {peak_rss_mb():,.0f} MB | "
+        f"load average {load:.1f}",
         flush=True,
     )
     shutil.rmtree(folder)

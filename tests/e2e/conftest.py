@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import os
+import shutil
 import threading
 import warnings
 from collections.abc import Iterator
@@ -81,6 +83,35 @@ def build_e2e_cohort(engine: Engine, model_dir: Path) -> str:
     return "factory"
 
 
+def _cache_dir() -> Path | None:
+    """``DYNAIRX_E2E_CACHE_DIR``: keep the built cohort between local runs (the build takes minutes)."""
+    value = os.environ.get("DYNAIRX_E2E_CACHE_DIR")
+    return Path(value) / f"e2e-{E2E_PATIENTS}-{E2E_SEED}" if value else None
+
+
+def _restore_cached_cohort(workdir: Path) -> str | None:
+    cache = _cache_dir()
+    if cache is None or not (cache / "builder.txt").exists():
+        return None
+    shutil.copy(cache / "e2e.sqlite", workdir / "e2e.sqlite")
+    if (cache / "models").exists():
+        shutil.copytree(cache / "models", workdir / "models")
+    return (cache / "builder.txt").read_text().strip()
+
+
+def _save_cached_cohort(engine: Engine, workdir: Path, builder: str) -> None:
+    cache = _cache_dir()
+    if cache is None:
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(workdir / "e2e.sqlite", cache / "e2e.sqlite")
+    if (workdir / "models").exists():
+        shutil.copytree(workdir / "models", cache / "models", dirs_exist_ok=True)
+    (cache / "builder.txt").write_text(builder)
+
+
 @dataclass
 class LiveDashboard:
     base_url: str
@@ -101,9 +132,12 @@ def live_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDas
     # Argon2's cheapest profile keeps sign-in fast in tests; production parameters are tested by the security suite.
     use_hasher(PasswordHasher.from_parameters(profiles.CHEAPEST))
     workdir = tmp_path_factory.mktemp("e2e")
+    builder = _restore_cached_cohort(workdir)
     engine = make_engine(f"sqlite:///{workdir / 'e2e.sqlite'}")
     upgrade_database(engine)
-    builder = build_e2e_cohort(engine, workdir / "models")
+    if builder is None:
+        builder = build_e2e_cohort(engine, workdir / "models")
+        _save_cached_cohort(engine, workdir, builder)
     practices = ensure_demo_accounts(engine, DEMO_PASSWORD)
     settings = Settings(
         database_url=str(engine.url),
@@ -113,6 +147,9 @@ def live_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDas
         device="cpu",
         demo=True,
     )
+    # The in-process what-if loads the model trained for this cohort.
+    previous_model_dir = os.environ.get("DYNAIRX_MODEL_DIR")
+    os.environ["DYNAIRX_MODEL_DIR"] = str(workdir / "models")
     app = create_app(settings, engine=engine)
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -125,6 +162,10 @@ def live_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDas
         server.shutdown()
         thread.join(timeout=10)
         engine.dispose()
+        if previous_model_dir is None:
+            os.environ.pop("DYNAIRX_MODEL_DIR", None)
+        else:
+            os.environ["DYNAIRX_MODEL_DIR"] = previous_model_dir
 
 
 @pytest.fixture(scope="session")

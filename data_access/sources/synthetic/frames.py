@@ -272,6 +272,9 @@ def _truth(sim: Simulation, ids: pl.Series) -> pl.DataFrame:
         seen[who, t] = True
     counts = seen.sum(axis=1).astype(np.int64)
     first = np.where(counts > 0, seen.argmax(axis=1), 0).astype(np.int64)
+    last = months - 1 - seen[:, ::-1].argmax(axis=1)
+    if np.any((counts > 0) & (last - first + 1 != counts)):
+        raise AssertionError("observed months of a patient are not contiguous")
     block = np.repeat(counts, outcomes)  # rows per (patient, outcome)
     patient = np.repeat(np.arange(n, dtype=np.int64), counts * outcomes)
     outcome = np.repeat(np.tile(np.arange(outcomes, dtype=np.int64), n), block)

@@ -1020,7 +1020,7 @@ def _acute_rates(p: Prescriber, w: World) -> dict[str, np.ndarray]:
     female = ~w.male
     base = np.select([age < 5, age < 15, age < 65, age < 80], [0.06, 0.025, 0.03, 0.045], 0.06)
     base = base + 0.04 * w.has("copd") + 0.01 * w.has("type2_diabetes")
-    uti = 0.006 * female * (age >= 16) + 0.05 * w.has("recurrent_uti")
+    uti = (0.006 * female * (age >= 16) + 0.05 * w.has("recurrent_uti")) * ~p.on("uti_prophylaxis")
     respiratory = base
     pain = w.any_of(("osteoarthritis", "chronic_pain", "gout"))
     nsaid = np.select([age < 16, age < 65, age < 80], [0.001, 0.008, 0.004], 0.002) * np.where(pain, 2.0, 1.0)
@@ -1036,11 +1036,12 @@ def _acute_rates(p: Prescriber, w: World) -> dict[str, np.ndarray]:
         "trimethoprim": uti * 0.4,
         "ibuprofen": nsaid * 0.6,
         "naproxen": nsaid * 0.4,
-        "prednisolone": 0.06 * w.has("copd") + 0.015 * w.has("asthma"),
+        # A short course is not given on top of a repeat of the same kind of medicine.
+        "prednisolone": (0.06 * w.has("copd") + 0.015 * w.has("asthma")) * ~p.on("oral_corticosteroid"),
         "colchicine": 0.03 * w.has("gout"),
-        "co-codamol": 0.004 * adult,
-        "zopiclone": 0.02 * w.has("insomnia") + 0.001 * adult,
-        "lansoprazole": 0.002 * adult,
+        "co-codamol": 0.004 * adult * ~(p.on("weak_opioid") | p.on("paracetamol")),
+        "zopiclone": (0.02 * w.has("insomnia") + 0.001 * adult) * ~p.on("hypnotic"),
+        "lansoprazole": 0.002 * adult * ~p.on("proton_pump_inhibitor"),
         "pholcodine": 0.001 * adult,
     }
 
