@@ -125,12 +125,18 @@ def refresh_worklist(
 
 
 def default_as_of(connection: Connection) -> dt.date:
-    """The latest cached prediction date, else the latest dated record, else today."""
-    latest = connection.execute(
-        select(func.max(Prediction.as_of)).where(Prediction.scenario == "current")
-    ).scalar_one_or_none()
-    if latest:
-        return latest
+    """The date the derived data describe: the later of the latest score and the latest cached prediction (the
+    pipeline scores at the extract date and predicts at monthly landmarks), else the latest dated record, else
+    today."""
+    derived = [
+        connection.execute(select(func.max(Score.as_of))).scalar_one_or_none(),
+        connection.execute(
+            select(func.max(Prediction.as_of)).where(Prediction.scenario == "current")
+        ).scalar_one_or_none(),
+    ]
+    dates = [d for d in derived if d is not None]
+    if dates:
+        return max(dates)
     candidates = [
         connection.execute(select(func.max(column))).scalar_one_or_none()
         for column in (Prescription.start, Observation.date, Event.date)
@@ -473,14 +479,24 @@ def _drivers(connection: Connection, ids: Sequence[str] | None, model_version: s
     )
 
 
-def factor_label(factor: str) -> str:
-    """A model factor name in plain words: 'drug:ibuprofen' → 'ibuprofen', 'condition:heart_failure' →
-    'heart failure', 'interaction:a+b' → 'a with b'."""
+FACTOR_LAB_LABELS = {"egfr": "eGFR", "hba1c": "HbA1c", "alt": "ALT", "inr": "INR", "tsh": "TSH", "bmi": "BMI"}
+
+
+def factor_label(factor: str, rule_titles: dict[str, str] | None = None) -> str:
+    """A model factor (``kind:key``, as ``models.explain`` names them) in plain words: 'drug:ibuprofen' →
+    'ibuprofen', 'condition:heart_failure' → 'heart failure', 'event:fall' → 'recent fall', 'lab:egfr' →
+    'eGFR result', 'interaction:STOPP-v3-B11' → 'flagged combination STOPP-v3-B11'."""
     kind, sep, key = factor.partition(":")
-    text = key if sep else factor
-    if sep and kind in ("interaction", "pair", "combination"):
-        text = " with ".join(part.strip() for part in text.replace("|", "+").split("+"))
-    return text.replace("_", " ")
+    if not sep:
+        return factor.replace("_", " ")
+    if kind == "event":
+        return f"recent {key.replace('_', ' ')}"
+    if kind == "lab":
+        return f"{FACTOR_LAB_LABELS.get(key, key.replace('_', ' '))} result"
+    if kind == "interaction":
+        title = (rule_titles or {}).get(key)
+        return f"flagged combination {key}" + (f" ({title})" if title else "")
+    return key.replace("_", " ")
 
 
 def _efi_categories(values: pl.Series) -> pl.Series:

@@ -164,8 +164,8 @@ class TemporalGraphRiskModel(nn.Module):
             self.updates.append(nn.ModuleDict({t: nn.Linear(H, H) for t in destinations}))
             self.norms.append(nn.ModuleDict({t: nn.LayerNorm(H) for t in destinations}))
         self.dropout = nn.Dropout(config.dropout)
-        self.gru = nn.GRU(H, H, batch_first=True)
-        self.head_hidden = nn.ModuleDict({o: nn.Linear(2 * H, H) for o in OUTCOMES})
+        self.gru = nn.GRU(2 * H, H, batch_first=True)
+        self.head_hidden = nn.ModuleDict({o: nn.Linear(3 * H, H) for o in OUTCOMES})
         self.head_out = nn.ModuleDict({o: nn.Linear(H, 1) for o in OUTCOMES})
         self.head_dropout = config.dropout
         generator = torch.Generator().manual_seed(config.seed + 7919)
@@ -176,8 +176,10 @@ class TemporalGraphRiskModel(nn.Module):
     # -- snapshot encoder ---------------------------------------------------------------------------------------
 
     def encode(self, batch: TensorBatch) -> Tensor:
-        """Snapshot embeddings [S, H] (S = batch_size * months) after message passing within each snapshot."""
-        x: dict[str, Tensor] = {"patient": self.patient_in(batch.patient_x)}
+        """Snapshot embeddings [S, 2H] (S = batch_size * months): the patient node after message passing within
+        the snapshot, and the patient's own encoded features."""
+        patient = self.patient_in(batch.patient_x)
+        x: dict[str, Tensor] = {"patient": patient}
         for t in ENTITY_TYPES:
             features = batch.node_x[t]
             if t == "lab":
@@ -201,7 +203,9 @@ class TemporalGraphRiskModel(nn.Module):
             x = {
                 t: norms[t](v + self.dropout(updates[t](messages[t]))) if t in messages else v for t, v in x.items()
             }
-        return x["patient"]
+        # The patient's own features skip the message passing as well, so that strong per-patient signals (age)
+        # reach the heads directly instead of only through normalised sums of messages.
+        return torch.cat([x["patient"], patient], dim=-1)
 
     @staticmethod
     def _edges(
@@ -225,13 +229,13 @@ class TemporalGraphRiskModel(nn.Module):
     # -- across snapshots and heads -----------------------------------------------------------------------------
 
     def sequence(self, z: Tensor, batch_size: int, months: int) -> tuple[Tensor, Tensor]:
-        """GRU over months: states [B, T, H] and the head input [B, T, 2H]."""
-        z = z.view(batch_size, months, self.hidden)
+        """GRU over months: states [B, T, H] and the head input [B, T, 3H]."""
+        z = z.view(batch_size, months, 2 * self.hidden)
         states, _ = self.gru(z)
         return states, torch.cat([states, z], dim=-1)
 
     def step(self, z: Tensor, previous_state: Tensor | None) -> Tensor:
-        """One GRU step for snapshot embeddings [N, H] from states [N, H] (None: the first month); head input."""
+        """One GRU step for snapshot embeddings [N, 2H] from states [N, H] (None: the first month); head input."""
         state, _ = self.gru(z[:, None, :], None if previous_state is None else previous_state[None].contiguous())
         return torch.cat([state[:, 0, :], z], dim=-1)
 

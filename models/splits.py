@@ -4,7 +4,7 @@ Splitting by practice (not by patient) tests what deployment needs: a model trai
 patients of practices it has never seen, whose coding habits differ. Practices are shuffled with the seed and
 assigned in turn until each split holds its share of patients.
 
-With fewer than ``MIN_PRACTICES`` practices (e.g. a Synthea import, where every patient may belong to one
+With fewer than ``MIN_PRACTICES`` (3) practices (e.g. a Synthea import, where every patient may belong to one
 organisation) a practice split is impossible; patients are then split at random and the report says so.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-MIN_PRACTICES = 5
+MIN_PRACTICES = 3
 SPLITS = ("train", "val", "test")
 
 

@@ -20,7 +20,7 @@ MS_PER_DAY = 86_400_000
 FLAG_LANE = "Safety flags"
 EVENT_LANE = "Events"
 CONDITION_LANE_PREFIX = "Condition: "
-LAB_LANE_PREFIX = "Lab: "
+LAB_LANE = "Tests"
 
 
 def empty_figure(message: str, height: int = 260) -> go.Figure:
@@ -158,7 +158,7 @@ class Lane:
 
 
 def timeline_lanes(view: PatientRecordView) -> list[Lane]:
-    """Lanes top to bottom: flags, events, conditions, labs, then one per medicine grouped by BNF chapter."""
+    """Lanes top to bottom: flags, events, conditions, tests, then one per medicine grouped by BNF chapter."""
     lanes = [Lane(FLAG_LANE, FLAG_LANE, "", ""), Lane(EVENT_LANE, EVENT_LANE, "", "")]
     seen_conditions = []
     for condition in view.conditions:
@@ -166,8 +166,8 @@ def timeline_lanes(view: PatientRecordView) -> list[Lane]:
         if label not in seen_conditions:
             seen_conditions.append(label)
     lanes += [Lane(CONDITION_LANE_PREFIX + c, c, "", "") for c in seen_conditions]
-    lab_types = sorted({lab.label for lab in view.labs})
-    lanes += [Lane(LAB_LANE_PREFIX + name, name, "", "") for name in lab_types]
+    if view.labs:
+        lanes.append(Lane(LAB_LANE, LAB_LANE, "", ""))
     medicines: dict[str, MedicationPeriod] = {}
     for m in view.medications:
         medicines.setdefault(m.drug, m)
@@ -377,7 +377,7 @@ def _add_lab_markers(figure: go.Figure, view: PatientRecordView) -> None:
     figure.add_trace(
         go.Scatter(
             x=[lab.date for lab in view.labs],
-            y=[LAB_LANE_PREFIX + lab.label for lab in view.labs],
+            y=[LAB_LANE] * len(view.labs),
             mode="markers",
             name="Lab result",
             marker={"symbol": "circle", "size": 8, "color": theme.OI_GREEN},

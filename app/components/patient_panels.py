@@ -9,6 +9,9 @@ from app import theme
 from data_access.queries.patient import Driver, FlagView, PatientRecordView
 from data_access.worklist_build import months_before
 
+FLAGS_SHOWN = 5  # active flags shown before "more" (they are sorted by severity, then recency)
+DRIVERS_SHOWN = 3  # per outcome
+
 SEX_WORDS = {"F": "Female", "M": "Male"}
 SOCIAL_CARE_WORDS = {
     "care_home": "lives in a care home",
@@ -185,7 +188,7 @@ def drivers_panel(drivers: list[Driver]) -> html.Div:
     largest = max(abs(d.contribution) for d in drivers) or 1.0
     sections = []
     for outcome, label in theme.OUTCOME_LABELS.items():
-        items = [d for d in drivers if d.outcome == outcome]
+        items = [d for d in drivers if d.outcome == outcome][:DRIVERS_SHOWN]
         if not items:
             continue
         sections.append(html.H3(label, className="h6 mt-2 mb-1"))

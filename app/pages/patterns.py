@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import dash
 import dash_ag_grid as dag
@@ -101,9 +100,9 @@ def format_interval(lower: float | None, upper: float | None) -> str:
 # -- cached computations ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Population:
-    """The incident users of one scope and level, and what the summary line says about them."""
+class _Population(NamedTuple):
+    """The incident users of one scope and level, and what the summary line says about them (a NamedTuple:
+    Dash imports page modules outside ``sys.modules``, where dataclasses with string annotations fail)."""
 
     incident: pl.DataFrame
     period: str

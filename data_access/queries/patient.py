@@ -245,7 +245,8 @@ def patient_record(conn: Connection | Engine, scope: Scope, patient_id: str) -> 
         conditions = condition_history(connection, patient_id)
         labs = lab_results(connection, patient_id)
         events = event_history(connection, patient_id)
-        as_of = _patient_as_of(trajectory, medications, labs, events, record.died_on)
+        scores = latest_scores(connection, patient_id)
+        as_of = _patient_as_of(trajectory, scores, medications, labs, events, record.died_on)
         header = PatientHeader(
             patient_id=record.id,
             practice_id=record.practice_id,
@@ -260,7 +261,7 @@ def patient_record(conn: Connection | Engine, scope: Scope, patient_id: str) -> 
         view = PatientRecordView(
             header=header,
             as_of=as_of,
-            scores=latest_scores(connection, patient_id, as_of),
+            scores=scores,
             trajectory=trajectory,
             medications=medications,
             flags=flag_history(connection, patient_id, as_of),
@@ -416,12 +417,12 @@ def rule_catalogue() -> dict[str, dict[str, str]]:
     }
 
 
-def latest_scores(connection: Connection, patient_id: str, as_of: dt.date) -> Scores:
-    rows = connection.execute(
-        select(Score.kind, Score.value, Score.as_of)
-        .where(Score.patient_id == patient_id, Score.as_of <= as_of)
-        .order_by(Score.kind, Score.as_of)
-    )
+def latest_scores(connection: Connection, patient_id: str, as_of: dt.date | None = None) -> Scores:
+    """The latest value of each score kind (on or before ``as_of`` when given)."""
+    query = select(Score.kind, Score.value, Score.as_of).where(Score.patient_id == patient_id)
+    if as_of is not None:
+        query = query.where(Score.as_of <= as_of)
+    rows = connection.execute(query.order_by(Score.kind, Score.as_of))
     latest: dict[str, tuple[float, dt.date]] = {}
     for kind, value, on in rows:
         latest[kind] = (value, on)
@@ -460,9 +461,11 @@ def risk_drivers(
             Explanation.as_of == latest,
         )
     )
+    titles = {rule_id: meta["title"] for rule_id, meta in rule_catalogue().items()}
     by_outcome: dict[str, list[Driver]] = {}
     for outcome, factor, contribution in rows:
-        by_outcome.setdefault(outcome, []).append(Driver(outcome, factor, factor_label(factor), contribution))
+        label = factor_label(factor, titles)
+        by_outcome.setdefault(outcome, []).append(Driver(outcome, factor, label, contribution))
     out: list[Driver] = []
     for outcome in sorted(by_outcome, key=lambda o: OUTCOMES.index(o) if o in OUTCOMES else 99):
         ranked = sorted(by_outcome[outcome], key=lambda d: (-abs(d.contribution), d.factor))
@@ -495,14 +498,17 @@ def _last_review(
 
 def _patient_as_of(
     trajectory: Trajectory,
+    scores: Scores,
     medications: list[MedicationPeriod],
     labs: list[LabView],
     events: list[EventView],
     died_on: dt.date | None,
 ) -> dt.date:
-    predicted = [points[-1].as_of for points in trajectory.points.values() if points]
-    if predicted:
-        return max(predicted)
+    derived = [points[-1].as_of for points in trajectory.points.values() if points]
+    if scores.as_of is not None:
+        derived.append(scores.as_of)
+    if derived:
+        return max(derived)
     dated = [m.start for m in medications] + [m.stop for m in medications if m.stop] + [x.date for x in labs]
     dated += [e.date for e in events]
     today = dt.date.today()

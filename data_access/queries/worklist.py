@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlencode
 from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, literal, or_, select
 
 from data_access.queries.connection import connected
+from data_access.queries.reviews import hidden_patients_select, review_cells
 from data_access.queries.scope import Scope
 from data_access.schema import WorklistEntry
 
@@ -138,6 +139,9 @@ class WorklistFilters:
     condition: str | None = None
     drug: str | None = None
     order: str = "why_now"
+    # Patients reviewed (not yet due again) or snoozed through the SMR workflow are hidden unless this is set
+    # (data_access.queries.reviews explains the states).
+    show_reviewed: bool = False
 
     def normalised(self) -> WorklistFilters:
         """Drop anything not on the whitelist (values arrive from the URL and the browser)."""
@@ -170,6 +174,8 @@ class WorklistFilters:
             params.append(("drug", self.drug))
         if self.order != "why_now":
             params.append(("order", self.order))
+        if self.show_reviewed:
+            params.append(("show_reviewed", "1"))
         return "?" + urlencode(params) if params else ""
 
     @classmethod
@@ -200,6 +206,7 @@ class WorklistFilters:
             condition=first("condition"),
             drug=first("drug"),
             order=first("order") or "why_now",
+            show_reviewed=first("show_reviewed") == "1",
         ).normalised()
 
 
@@ -233,11 +240,16 @@ class WorklistPage:
 
 
 def filter_conditions(
-    filters: WorklistFilters, filter_model: Mapping[str, Any] | None = None
+    filters: WorklistFilters, filter_model: Mapping[str, Any] | None = None, today: date | None = None
 ) -> list[ColumnElement[bool]]:
-    """WHERE conditions for the quick filters and AG Grid's column filters (unknown columns are ignored)."""
+    """WHERE conditions for the quick filters and AG Grid's column filters (unknown columns are ignored).
+
+    ``today`` (default: the wall clock) judges the SMR workflow's states, which are real actions in real time.
+    """
     f = filters.normalised()
     conditions: list[ColumnElement[bool]] = []
+    if not f.show_reviewed:
+        conditions.append(_WL.patient_id.not_in(hidden_patients_select(today or date.today())))
     for cohort in f.cohorts:
         conditions.append(_cohort_condition(cohort))
     if f.high_severity_flag:
@@ -429,7 +441,9 @@ def worklist_page(
     grid = grid or GridRequest()
     with connected(conn) as connection:
         total = connection.execute(worklist_count_select(scope, filters, grid)).scalar_one()
-        rows = [row_for_grid(r._mapping) for r in connection.execute(worklist_select(scope, filters, grid))]
+        entries = [r._mapping for r in connection.execute(worklist_select(scope, filters, grid))]
+        reviews = review_cells(connection, scope, {e["patient_id"]: e["last_review"] for e in entries})
+    rows = [row_for_grid(e) | reviews.get(e["patient_id"], {}) for e in entries]
     return WorklistPage(rows=rows, total=int(total))
 
 

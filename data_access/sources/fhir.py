@@ -83,6 +83,7 @@ ORDER_INTENTS = {"order", "original-order", "reflex-order", "filler-order", "ins
 ENDED_STATUSES = {"stopped", "completed"}
 INPATIENT_CLASSES = {"IMP", "ACUTE", "NONAC"}
 MID_YEAR_MONTH = 7
+FULL_URL_ID = "__full_url_id"  # carried on a Patient read from a Bundle entry whose fullUrl is not its id
 READ_TYPES = {
     "Patient",
     "Condition",
@@ -105,7 +106,12 @@ class _Rows:
     visits: list[dict[str, Any]] = field(default_factory=list)
     hospital: list[dict[str, Any]] = field(default_factory=list)
     medications: dict[str, dict[str, Any]] = field(default_factory=dict)
-    organisations: dict[str, str] = field(default_factory=dict)
+    organisations: dict[str, str] = field(default_factory=dict)  # canonical organisation key -> name
+    # Organization id or identifier -> canonical key (the first identifier, e.g. the ODS code), so that
+    # "Organization/org-1" and "Organization?identifier=...|Y01234" name the same practice.
+    org_keys: dict[str, str] = field(default_factory=dict)
+    # fullUrl id -> Patient.id, for Bundles whose references use a fullUrl that differs from the resource id.
+    patient_aliases: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     year_only_births: int = 0
     stop_unknown: int = 0
@@ -185,8 +191,11 @@ def _resources(file: Path) -> Iterator[tuple[_Where, dict[str, Any]]]:
             raise SourceFormatError(
                 file.name, "Bundle entry without a resource", row=index, field="entry.resource"
             )
-        if "id" not in resource and isinstance(entry.get("fullUrl"), str):
-            resource = {**resource, "id": _reference_id(entry["fullUrl"])}
+        full_url_id = _reference_id(entry.get("fullUrl")) if isinstance(entry.get("fullUrl"), str) else None
+        if "id" not in resource and full_url_id:
+            resource = {**resource, "id": full_url_id}
+        if resource["resourceType"] == "Patient" and full_url_id and full_url_id != resource.get("id"):
+            resource = {**resource, FULL_URL_ID: full_url_id}
         yield _Where(file.name, index), resource
 
 
@@ -380,18 +389,23 @@ def _status_code(value: Any) -> str | None:
 
 
 def _organisation(resource: dict[str, Any], rows: _Rows) -> None:
-    name = resource.get("name")
-    if not isinstance(name, str):
-        return
-    keys = [resource.get("id")] + [
-        i.get("value") for i in resource.get("identifier") or [] if isinstance(i, dict)
+    identifiers = [
+        str(i["value"]) for i in resource.get("identifier") or [] if isinstance(i, dict) and i.get("value")
     ]
-    for key in keys:
+    own_id = str(resource["id"]) if resource.get("id") else None
+    canonical = identifiers[0] if identifiers else own_id
+    if canonical is None:
+        return
+    for key in [own_id, *identifiers]:
         if key:
-            rows.organisations[str(key)] = name
+            rows.org_keys[key] = canonical
+    if isinstance(resource.get("name"), str):
+        rows.organisations[canonical] = resource["name"]
 
 
 def _patient(resource: dict[str, Any], where: _Where, rows: _Rows) -> None:
+    if resource.get(FULL_URL_ID) and resource.get("id"):
+        rows.patient_aliases[str(resource[FULL_URL_ID])] = str(resource["id"])
     birth = str(resource.get("birthDate") or "")
     year = int(birth[:4]) if len(birth) >= 4 and birth[:4].isdigit() else None
     month = int(birth[5:7]) if len(birth) >= 7 and birth[5:7].isdigit() else None
@@ -644,13 +658,16 @@ def _stage(rows: _Rows, rejects: RejectLog) -> StagedSource:
             "primary_care": pl.Boolean,
         },
     )
+    visits = _canonical_patients(visits, rows).with_columns(
+        date_expr("date_raw").alias("date"), pl.col("org_source_id").replace(rows.org_keys)
+    )
     visits = visits.with_columns(
-        date_expr("date_raw").alias("date"),
         pl.coalesce(
             pl.col("org_source_id").replace_strict(rows.organisations, default=None, return_dtype=pl.String),
             pl.col("org_name"),
         ).alias("org_name"),
     )
+    patients = patients.with_columns(pl.col("practice_source_id").replace(rows.org_keys))
     practices = assign_practices(visits)
     first_seen = visits.group_by("patient_source_id").agg(pl.col("date").min().alias("registered_on"))
     own_names = pl.col("practice_source_id").replace_strict(
@@ -687,6 +704,7 @@ def _stage(rows: _Rows, rejects: RejectLog) -> StagedSource:
             "_row": pl.Int64,
         },
     )
+    hospital = _canonical_patients(hospital, rows)
     hospital = parse_dates(
         hospital,
         "date_raw",
@@ -716,6 +734,12 @@ def _stage(rows: _Rows, rejects: RejectLog) -> StagedSource:
         skipped=rows.skipped,
         notes=notes,
     )
+
+
+def _canonical_patients(frame: pl.DataFrame, rows: _Rows) -> pl.DataFrame:
+    if not rows.patient_aliases:
+        return frame
+    return frame.with_columns(pl.col("patient_source_id").replace(rows.patient_aliases))
 
 
 def _frame(records: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
@@ -767,7 +791,7 @@ def _conditions_frame(rows: _Rows, rejects: RejectLog) -> pl.DataFrame:
         "resolved_raw": pl.String,
         **_PROVENANCE,
     }
-    frame = _frame(rows.conditions, schema)
+    frame = _canonical_patients(_frame(rows.conditions, schema), rows)
     no_snomed = pl.col("code").is_null()
     rejects.add_rows(
         frame.filter(no_snomed), field_name="Condition.code", reason="no_snomed_code", value="other_code"
@@ -831,7 +855,7 @@ def _prescriptions_frame(rows: _Rows, rejects: RejectLog) -> pl.DataFrame:
         "dose_text": pl.String,
         **_PROVENANCE,
     }
-    frame = _frame(records, schema)
+    frame = _canonical_patients(_frame(records, schema), rows)
     nothing = pl.col("name").is_null() & pl.col("code").is_null()
     rejects.add_rows(frame.filter(nothing), field_name="MedicationRequest.medication", reason="no_drug_code")
     frame = frame.filter(~nothing)
@@ -885,7 +909,7 @@ def _observations_frame(rows: _Rows, rejects: RejectLog) -> pl.DataFrame:
         "date_raw": pl.String,
         **_PROVENANCE,
     }
-    frame = _frame(rows.observations, schema)
+    frame = _canonical_patients(_frame(rows.observations, schema), rows)
     return parse_dates(
         frame,
         "date_raw",

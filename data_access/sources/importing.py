@@ -51,7 +51,6 @@ SOURCE_KINDS: tuple[str, ...] = ("synthea", "omop", "fhir")
 SOURCE_PREFIX = {"synthea": "syn", "omop": "omop", "fhir": "fhir"}
 PSEUDONYM_HEX_CHARS = 24  # 96 bits: collision-free for any realistic population, short enough to read aloud
 
-PROVENANCE_COLUMNS = ("_file", "_row")
 DUPKEY = "_dupkey"
 
 # Canonical unit for each observation type (DESIGN.md "Patient JSON": creatinine in µmol/L, HbA1c in mmol/mol...).
@@ -181,8 +180,6 @@ EMERGENCY_ADMISSION_SNOMED = frozenset(
 # i.e. an emergency admission in the NHS "admission method 21" sense.
 ADMITTED_FROM_AE_WITHIN_DAYS = 1
 
-ONS_ETHNIC_GROUPS = ("White", "Asian", "Black", "Mixed", "Other")
-
 # A course longer than one NHS repeat cycle (28 days) is a repeat prescription when the source has no acute/repeat
 # flag of its own (Synthea, OMOP, FHIR without courseOfTherapyType).
 REPEAT_AFTER_DAYS_DEFAULT = 28
@@ -224,20 +221,6 @@ class RejectLog:
 
     def __init__(self) -> None:
         self._parts: list[pl.DataFrame] = []
-
-    def add(self, file: str, row: int | None, field_name: str, reason: str, value: object = "") -> None:
-        self._parts.append(
-            pl.DataFrame(
-                {
-                    "file": [file],
-                    "row": [row],
-                    "field": [field_name],
-                    "reason": [reason],
-                    "value": ["" if value is None else str(value)[:200]],
-                },
-                schema=REJECT_SCHEMA,
-            )
-        )
 
     def add_rows(
         self, rows: pl.DataFrame, *, field_name: str, reason: str, value: str | pl.Expr | None = None
@@ -441,12 +424,19 @@ def parse_dates(
     """Add ``target`` (a Date parsed from the text ``column``) and drop the rows whose date is unusable.
 
     An empty optional date stays null (e.g. a condition with no resolution); an empty required date is
-    "missing_date"; text that is not a date is "bad_date". Both are recorded with the offending text."""
+    "missing_date"; text that is not a date is "bad_date"; a year or year-month alone (valid in FHIR) is
+    "imprecise_date", since inventing the day would present a guess as a record. All are reported with the text."""
     parsed = frame.with_columns(date_expr(column).alias(target))
     text = pl.col(column).cast(pl.String).str.strip_chars()
     present = text.is_not_null() & (text != "")
     bad = present & pl.col(target).is_null()
-    rejects.add_rows(parsed.filter(bad), field_name=field_name, reason="bad_date", value=column)
+    rejected = parsed.filter(bad)
+    if rejected.height:
+        imprecise = rejected.select(text.str.contains(r"^\d{4}(-\d{2})?$")).to_series()
+        rejects.add_rows(rejected.filter(~imprecise), field_name=field_name, reason="bad_date", value=column)
+        rejects.add_rows(
+            rejected.filter(imprecise), field_name=field_name, reason="imprecise_date", value=column
+        )
     keep = ~bad
     if required:
         missing = ~present
@@ -926,7 +916,7 @@ def build_canonical(
     unmapped: dict[str, int] = {}
     conditions = _map_conditions(conditions, vocabulary, rejects, unmapped)
     prescriptions = _map_prescriptions(prescriptions, vocabulary, rejects, unmapped)
-    observations = _map_observations(observations, rejects, unmapped)
+    observations = _map_observations(observations, rejects)
     events = _all_events(events, conditions, patients, condition_events or {})
 
     patient_ids = pseudonymiser.mapping(patients["source_id"].to_list(), "patient")
@@ -1096,9 +1086,7 @@ def _unit_lookup(pairs: Iterable[tuple[str, str]]) -> pl.DataFrame:
     )
 
 
-def _map_observations(
-    observations: pl.DataFrame, rejects: RejectLog, unmapped: dict[str, int]
-) -> pl.DataFrame:
+def _map_observations(observations: pl.DataFrame, rejects: RejectLog) -> pl.DataFrame:
     if observations.height == 0:
         return observations.with_columns(
             pl.lit(None, dtype=pl.String).alias("type"),
@@ -1400,7 +1388,7 @@ def run_import(
         bar.step("loading")
         loaded = load_frames(engine, batch.frames)
         bar.step("deriving flags and scores")
-        derived = _refresh_derived(engine, batch.patient_ids) if derive else False
+        derived = _refresh_derived(engine, batch.patient_ids, progress) if derive else False
         bar.step("done")
     written: Path | None = None
     if rejects.total:
@@ -1423,7 +1411,7 @@ def run_import(
     )
 
 
-def _refresh_derived(engine: Engine, patient_ids: list[str]) -> bool:
+def _refresh_derived(engine: Engine, patient_ids: list[str], progress: bool) -> bool:
     """Recompute flags and scores for the imported patients, when the derive step exists in this build.
 
     This runs after the import's transaction has committed: a failure here leaves the imported source data in
@@ -1435,5 +1423,5 @@ def _refresh_derived(engine: Engine, patient_ids: list[str]) -> bool:
             raise
         log.info("data_access.derive is not available: flags and scores not refreshed")
         return False
-    refresh_derived(engine, patient_ids)
+    refresh_derived(engine, patient_ids, progress=progress)
     return True

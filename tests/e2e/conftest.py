@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
@@ -41,12 +42,21 @@ DEMO_PASSWORD = "e2e-demo-password-4815"
 log = logging.getLogger(__name__)
 
 
+# Patient pages build several figures on first load; allow more than playwright's 5 s default for assertions.
+expect.set_options(timeout=20_000)
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-dev-shm-usage",
+        ],
     }
 
 
@@ -138,6 +148,10 @@ def live_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDas
     if builder is None:
         builder = build_e2e_cohort(engine, workdir / "models")
         _save_cached_cohort(engine, workdir, builder)
+    elif builder == "pipeline":
+        from data_access.worklist_build import refresh_worklist
+
+        refresh_worklist(engine)  # a cached cohort still gets the worklist of the code under test
     practices = ensure_demo_accounts(engine, DEMO_PASSWORD)
     settings = Settings(
         database_url=str(engine.url),
@@ -156,7 +170,10 @@ def live_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDas
     thread.start()
     try:
         yield LiveDashboard(
-            base_url=f"http://127.0.0.1:{server.server_port}", engine=engine, builder=builder, practices=practices
+            base_url=f"http://127.0.0.1:{server.server_port}",
+            engine=engine,
+            builder=builder,
+            practices=practices,
         )
     finally:
         server.shutdown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -96,7 +97,7 @@ def test_export_is_a_csv_of_the_filtered_list_and_is_audited(gp_page: Page, live
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Export list (CSV)").click()
     download = download_info.value
-    text = open(download.path(), encoding="utf-8").read()  # noqa: SIM115 - small file
+    text = Path(download.path()).read_text(encoding="utf-8")
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][0] == "Patient" and len(rows) > 1
     category = rows[0].index("Frailty (eFI category)")
@@ -163,12 +164,12 @@ def test_smr_pack_downloads_for_clinician_and_patient(gp_page: Page, live_dashbo
     expect(page.locator("#patient-smr-pack")).to_contain_text("pre-visit pack")
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download pack (HTML)").click()
-    pack = open(download_info.value.path(), encoding="utf-8").read()  # noqa: SIM115
+    pack = Path(download_info.value.path()).read_text(encoding="utf-8")
     assert '<html lang="en-GB">' in pack and "pre-visit pack" in pack and patient_id in pack
     assert "What matters to you" in pack
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download patient version (HTML)").click()
-    sheet = open(download_info.value.path(), encoding="utf-8").read()  # noqa: SIM115
+    sheet = Path(download_info.value.path()).read_text(encoding="utf-8")
     assert "Your medicines review" in sheet
     with live_dashboard.engine.connect() as conn:
         details = conn.execute(

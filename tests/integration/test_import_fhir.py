@@ -276,3 +276,44 @@ def test_byte_order_mark_and_windows_line_endings(sqlite_engine: Engine, tmp_pat
         (folder / path.name).write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
     summary = run_import("fhir", folder, sqlite_engine, derive=False)
     assert summary.loaded["patient"] == 1 and summary.loaded["observation"] == 2
+
+
+def test_same_organisation_by_id_or_identifier_is_one_practice(sqlite_engine: Engine) -> None:
+    # NDJSON: Patient.managingOrganization = Organization/org-y05678; Bundles: encounters name ODS code Y05678.
+    run_import("fhir", BUNDLES, sqlite_engine, derive=False)
+    run_import("fhir", NDJSON, sqlite_engine, derive=False)
+    names = sorted(r[0] for r in query(sqlite_engine, "SELECT name FROM practice"))
+    assert names == ["Canal Street Surgery", "Hillside Health Centre"]
+
+
+def test_bundle_references_by_full_url_that_differs_from_the_id(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0f3c1a2b-0000-4000-8000-000000000abc",
+                "resource": {
+                    "resourceType": "Patient",
+                    "id": "local-7",
+                    "gender": "female",
+                    "birthDate": "1944-02",
+                },
+            },
+            {
+                "fullUrl": "urn:uuid:0f3c1a2b-0000-4000-8000-000000000def",
+                "resource": {
+                    "resourceType": "Condition",
+                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+                    "subject": {"reference": "urn:uuid:0f3c1a2b-0000-4000-8000-000000000abc"},
+                    "onsetDateTime": "2015-05-05",
+                },
+            },
+        ],
+    }
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    summary = run_import("fhir", tmp_path / "bundle.json", sqlite_engine, derive=False)
+    assert summary.loaded["condition"] == 1
+    assert summary.rejects == {}

@@ -312,7 +312,7 @@ def test_import_calls_the_derive_step_with_the_imported_patients(
     import data_access.derive as derive
 
     calls: list[list[str]] = []
-    monkeypatch.setattr(derive, "refresh_derived", lambda engine, ids: calls.append(list(ids)))
+    monkeypatch.setattr(derive, "refresh_derived", lambda engine, ids, **_: calls.append(list(ids)))
     summary = run_import("synthea", SAMPLE, sqlite_engine)
     assert summary.derived_refreshed
     assert calls == [summary.patient_ids]

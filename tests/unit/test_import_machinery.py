@@ -27,6 +27,7 @@ from data_access.sources.importing import (
     is_rxnorm_code,
     is_snomed_concept_id,
     open_csv,
+    parse_dates,
 )
 
 
@@ -408,3 +409,13 @@ def test_default_rejects_path() -> None:
     )
     postgres = create_engine("postgresql+psycopg://user@localhost/dynairx")
     assert default_rejects_path(postgres, "fhir", when) == Path("var/import-rejects-fhir-20260102-030405.csv")
+
+
+def test_partial_dates_are_reported_as_imprecise() -> None:
+    frame = pl.DataFrame(
+        {"d": ["2015", "2015-03", "2015-03-04", "soon"], "_file": ["f"] * 4, "_row": [2, 3, 4, 5]}
+    )
+    rejects = RejectLog()
+    kept = parse_dates(frame, "d", target="date", field_name="onset", required=True, rejects=rejects)
+    assert kept["date"].to_list() == [dt.date(2015, 3, 4)]
+    assert rejects.counts() == {"bad_date": 1, "imprecise_date": 2}

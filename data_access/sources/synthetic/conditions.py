@@ -78,7 +78,7 @@ CONDITIONS: tuple[ConditionSpec, ...] = (
         male_log_or=0.1,
         deprivation_log_or=0.04,
         ethnicity_log_or={"Black": 0.5},
-        loadings={"general": 0.3, "cardiometabolic": 0.7},
+        loadings={"general": 0.3, "cardiometabolic": 1.0},
     ),
     _c(
         "type2_diabetes",
@@ -86,7 +86,7 @@ CONDITIONS: tuple[ConditionSpec, ...] = (
         male_log_or=0.3,
         deprivation_log_or=0.12,
         ethnicity_log_or={"Asian": 1.0, "Black": 0.6},
-        loadings={"general": 0.3, "cardiometabolic": 0.8},
+        loadings={"general": 0.3, "cardiometabolic": 1.1},
     ),
     _c(
         "type1_diabetes",

@@ -195,7 +195,11 @@ class World:
 
     # ------------------------------------------------------------------ the start of the window
     def initialise(self) -> None:
+        """The state on the first day of the window: prevalent conditions, social care, treatment, test schedule."""
         rng, n = self.rng, self.n
+        self._nan = np.full(n, np.nan)
+        self._no_days = np.full(n, NO_DATE, dtype=np.int32)
+        self._ltc_columns = [self.ci[k] for k in self.condition_keys if k in self.conditions.long_term_conditions]
         first = self.grid.first_day
         age = self.age
         model = self.condition_model
@@ -218,6 +222,7 @@ class World:
             phase = rng.random(n) * np.where(finite, interval, 0.0) * 30.4 * self.physiology.overdue_factor
             self.next_due[panel] = np.where(finite, first + phase, FAR_FUTURE).astype(np.int64).clip(max=FAR_FUTURE).astype(np.int32)
         self.last_test = {panel: np.full(n, NO_DATE, dtype=np.int32) for panel in PANELS}
+        self.interval_used = {panel: self._interval_months(panel) for panel in PANELS}
 
     def _set_condition(self, who: np.ndarray, c: int, day: np.ndarray, record: bool, variant: np.ndarray | None = None) -> None:
         day = np.broadcast_to(np.asarray(day, dtype=np.int32), who.shape)
@@ -420,9 +425,6 @@ class World:
 
     # ------------------------------------------------------------------ the monthly loop
     def run(self, progress: Callable[[int, int], None] | None = None) -> Simulation:
-        self._nan = np.full(self.n, np.nan)
-        self._no_days = np.full(self.n, NO_DATE, dtype=np.int32)
-        self._ltc_columns = [self.ci[k] for k in self.condition_keys if k in self.conditions.long_term_conditions]
         self.initialise()
         registered_day = self.demography.registered_day
         deregistered_day = np.where(self.demography.deregistered_day == NO_DATE, FAR_FUTURE, self.demography.deregistered_day)
@@ -693,15 +695,19 @@ class World:
         for panel, kinds in PANELS.items():
             interval = self._interval_months(panel)
             finite = np.isfinite(interval)
-            jitter = self.physiology.overdue_factor * rng.uniform(0.85, 1.15, n) * 30.4
-            planned = np.where(finite & (self.last_test[panel] != NO_DATE), self.last_test[panel] + interval * jitter, FAR_FUTURE)
-            self.next_due[panel] = np.minimum(self.next_due[panel], planned.clip(max=FAR_FUTURE)).astype(np.int32)
+            # A new monitoring reason with a shorter interval brings the next test forward.
+            shorter = finite & (interval < self.interval_used[panel]) & (self.last_test[panel] != NO_DATE)
+            planned = self.last_test[panel] + interval * self.physiology.overdue_factor * 30.4
+            self.next_due[panel] = np.where(shorter, np.minimum(self.next_due[panel], planned), self.next_due[panel]).astype(np.int32)
+            self.interval_used[panel] = np.where(shorter, interval, self.interval_used[panel])
             due = self.alive & (self.next_due[panel] <= grid.ends[t])
             who = np.flatnonzero(due)
             day = np.clip(self.next_due[panel][who], grid.starts[t], grid.ends[t]).astype(np.int32)
             self.last_test[panel][who] = day
-            gap = np.where(finite[who], interval[who] * jitter[who], FAR_FUTURE)
+            jitter = self.physiology.overdue_factor[who] * rng.uniform(0.85, 1.15, who.size) * 30.4
+            gap = np.where(finite[who], interval[who] * jitter, FAR_FUTURE)
             self.next_due[panel][who] = np.minimum(day + gap, FAR_FUTURE).astype(np.int32)
+            self.interval_used[panel][who] = interval[who]
             days = np.full(n, NO_DATE, dtype=np.int32)
             days[who] = day
             self.test_days[panel] = days

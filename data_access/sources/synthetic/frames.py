@@ -206,6 +206,7 @@ def _prescriptions(sim: Simulation, ids: pl.Series, registered: np.ndarray, last
     acute_start = _concat(log.acute_start, np.int32)
     durations = np.array([c.days for c in sim.table.acute], dtype=np.int32)
     acute_stop = acute_start + durations[acute_course] - 1 if acute_course.size else acute_start
+    acute_stop = np.minimum(acute_stop, last_seen[acute_who])  # a course ends with death or deregistration
     who = np.concatenate([who, acute_who])
     lookup = np.concatenate([lookup, acute_offset + acute_course])
     start = np.concatenate([start, acute_start])

@@ -293,7 +293,7 @@ class Prescriber:
         """Co-prescriptions started the same day (not cascades: same-day starts carry no order)."""
         if key == "nsaid":
             # NICE CKS NSAIDs / PINCER: gastroprotection for 65+; in practice about two thirds get it.
-            p = np.where(w.age[who] >= 65, 0.62, 0.2)
+            p = np.where(w.age[who] >= 65, 0.55, 0.2)
             pick = self.rng.random(who.size) < p
             self.start(w, self.s("proton_pump_inhibitor"), who[pick], day[pick])
         elif key == "dmard":
@@ -629,7 +629,7 @@ def _indication_rules() -> dict[str, Indication]:
     simple("bolus_insulin", (("type1_diabetes", 0.9, 0.95),))
     simple("heart_failure_sglt2", (("heart_failure", 0.015, 0.2),), extra=_no_sglt2_and_egfr_20)
     simple("reliever_inhaler", ((("asthma", "copd"), 0.5, 0.92),))
-    simple("inhaled_corticosteroid", (("asthma", 0.03, 0.55),))
+    simple("inhaled_corticosteroid", (("asthma", 0.03, 0.55),), extra=_not_on_ics_laba)
     rules["ics_laba_inhaler"] = Indication(_ics_laba("start"), _ics_laba("baseline"), lambda p, w: w.earliest_onset(("asthma", "copd")))
     simple("long_acting_antimuscarinic", (("copd", 0.05, 0.6),))
     simple("montelukast", (), extra=_montelukast)
@@ -648,7 +648,7 @@ def _indication_rules() -> dict[str, Indication]:
     simple("paracetamol", ((("osteoarthritis", "chronic_pain", "rheumatoid_arthritis"), 0.02, 0.45),), extra=_older_osteoarthritis)
     simple("weak_opioid", ((("chronic_pain", "osteoarthritis"), 0.008, 0.16), ("cancer", 0.01, 0.1)))
     simple("strong_opioid", (("cancer", 0.008, 0.1),), extra=_strong_opioid)
-    simple("nsaid", ((("osteoarthritis", "rheumatoid_arthritis", "chronic_pain", "gout"), 0.004, 0.07),), extra=_nsaid_caution)
+    simple("nsaid", ((("osteoarthritis", "rheumatoid_arthritis", "chronic_pain", "gout"), 0.006, 0.09),), extra=_nsaid_caution)
     simple("gabapentinoid", (("chronic_pain", 0.006, 0.10),), extra=_diabetic_neuropathy)
     simple("low_dose_amitriptyline", ((("chronic_pain", "migraine"), 0.004, 0.06),), extra=_halve_at(75))
     rules["proton_pump_inhibitor"] = Indication(_ppi("start"), _ppi("baseline"),
@@ -843,6 +843,10 @@ def _ics_laba(mode: str) -> Callable[[Prescriber, World], np.ndarray]:
     return rule
 
 
+def _not_on_ics_laba(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
+    return np.where(p.on("ics_laba_inhaler"), 0.0, out)
+
+
 def _montelukast(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
     return np.where(w.has("asthma") & p.on("ics_laba_inhaler"), 0.005 if mode == "start" else 0.12, 0.0)
 
@@ -861,6 +865,8 @@ def _memantine(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarra
 
 def _older_osteoarthritis(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
     out = np.where(w.has("osteoarthritis") & (w.age >= 75), np.minimum(out * 1.5, 1.0), out)
+    # Co-codamol already contains paracetamol; duplication still happens occasionally (a reviewable finding).
+    out = np.where(p.on("weak_opioid"), out * 0.15, out)
     # Regular paracetamol for the aches of old age without a coded painful condition.
     return np.maximum(out, np.where(w.age >= 75, 0.003 if mode == "start" else 0.18, 0.0))
 
@@ -1023,7 +1029,7 @@ def _acute_rates(p: Prescriber, w: World) -> dict[str, np.ndarray]:
     uti = (0.006 * female * (age >= 16) + 0.05 * w.has("recurrent_uti")) * ~p.on("uti_prophylaxis")
     respiratory = base
     pain = w.any_of(("osteoarthritis", "chronic_pain", "gout"))
-    nsaid = np.select([age < 16, age < 65, age < 80], [0.001, 0.008, 0.004], 0.002) * np.where(pain, 2.0, 1.0)
+    nsaid = np.select([age < 16, age < 65, age < 80], [0.001, 0.008, 0.006], 0.003) * np.where(pain, 2.0, 1.0)
     nsaid *= np.where(p.on("anticoagulant"), 0.5, 1.0) * np.where(w.egfr < 45, 0.5, 1.0) * ~p.on("nsaid")
     adult = age >= 16
     return {
