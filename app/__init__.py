@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> dash.Dash:
     """Build the dashboard. ``engine`` defaults to one made from ``settings.database_url``."""
+    from app.components.tour import register_tour_callbacks
     from app.layout import index_string, shell_layout
     from app.pages import import_pages
     from app.runtime import EXTENSION_KEY, AppContext
@@ -46,5 +47,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     import_pages()
     app.layout = shell_layout
+    register_tour_callbacks(app)
     init_security(server, engine, settings, dash_app=app)
     return app

@@ -15,6 +15,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from app import theme
+from app.components.tour import tour_dialog, tour_invite, tour_launcher, tour_steps
 from app.security import Permission, current_user
 
 MAIN_ID = "main-content"
@@ -85,6 +86,7 @@ def shell_layout() -> html.Div:
     account = (
         html.Div(
             [
+                tour_launcher(),
                 html.Span(f"Signed in as {user.username} ({user.role.value})", id=USER_ID, className="me-3"),
                 html.A("Sign out", href="/logout", className="dx-header-link"),
             ],
@@ -124,6 +126,12 @@ def shell_layout() -> html.Div:
         ),
     )
     return html.Div(
-        [header, html.Main(dash.page_container, id=MAIN_ID, className="dx-main", tabIndex="-1"), footer],
+        [
+            header,
+            tour_invite(),
+            html.Main(dash.page_container, id=MAIN_ID, className="dx-main", tabIndex="-1"),
+            footer,
+            *tour_dialog(tour_steps(items)),
+        ],
         className="dx-app",
     )

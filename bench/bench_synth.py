@@ -25,7 +25,9 @@ from data_access.loading import load_frames
 from data_access.migrate import upgrade_database
 from data_access.sources.synthetic import generate_cohort, write_cohort
 
-POSTGRES_ADMIN_URL = os.environ.get("DYNAIRX_BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DYNAIRX_BENCH_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _peak_rss_mb() -> float:
@@ -58,7 +60,9 @@ def _postgres_load(frames: dict) -> tuple[float, float, dict[str, int]]:
     finally:
         with admin.connect() as connection:
             connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"),
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
                 {"n": name},
             )
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -76,7 +80,9 @@ def main() -> None:
     cpu, began = _cpu(), time.perf_counter()
     frames = generate_cohort(args.patients, args.seed, enrich_smr=args.enrich_smr)
     wall = time.perf_counter() - began
-    print(f"generate: {args.patients} patients in {wall:.1f} s wall, {_cpu() - cpu:.1f} s CPU; peak RSS {_peak_rss_mb():.0f} MB")
+    print(
+        f"generate: {args.patients} patients in {wall:.1f} s wall, {_cpu() - cpu:.1f} s CPU; peak RSS {_peak_rss_mb():.0f} MB"
+    )
     for table, frame in frames.items():
         print(f"  {table:16s} {frame.height:>12,d} rows")
 
@@ -90,7 +96,9 @@ def main() -> None:
         print(f"load sqlite: {wall:.1f} s wall, {cpu_used:.1f} s CPU ({sum(counts.values()):,d} rows)")
     if not args.no_postgres:
         wall, cpu_used, counts = _postgres_load(frames)
-        print(f"load postgres: {wall:.1f} s wall, {cpu_used:.1f} s CPU in this process ({sum(counts.values()):,d} rows)")
+        print(
+            f"load postgres: {wall:.1f} s wall, {cpu_used:.1f} s CPU in this process ({sum(counts.values()):,d} rows)"
+        )
     print(f"peak RSS {_peak_rss_mb():.0f} MB")
 
 

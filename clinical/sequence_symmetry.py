@@ -249,8 +249,9 @@ def _with_ratios(pairs: pl.DataFrame, params: SymmetryParameters) -> pl.DataFram
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * (p * (1 - p) / n + z * z / (4 * n * n)).sqrt() / denominator
-    lower_p = (centre - half).clip(0.0, 1.0)
-    upper_p = (centre + half).clip(0.0, 1.0)
+    # At x = 0 or x = n the Wilson limits are exactly 0 or 1; set them so rounding cannot turn 1 into 0.9999...
+    lower_p = pl.when(pl.col("n_index_first") == 0).then(0.0).otherwise((centre - half).clip(0.0, 1.0))
+    upper_p = pl.when(pl.col("n_marker_first") == 0).then(1.0).otherwise((centre + half).clip(0.0, 1.0))
 
     def odds(q: pl.Expr) -> pl.Expr:
         return pl.when(q >= 1.0).then(float("inf")).otherwise(q / (1 - q))

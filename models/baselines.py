@@ -82,11 +82,14 @@ def predict_logistic(fitted: tuple[_Standardiser, list], X: np.ndarray) -> np.nd
     standardiser, models = fitted
     Z = standardiser.transform(X)
     return np.stack(
-        [m.predict_proba(Z)[:, 1] if not isinstance(m, float) else np.full(Z.shape[0], m) for m in models], axis=1
+        [m.predict_proba(Z)[:, 1] if not isinstance(m, float) else np.full(Z.shape[0], m) for m in models],
+        axis=1,
     )
 
 
-def fit_gbm(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, seed: int, threads: int) -> list:
+def fit_gbm(
+    X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, seed: int, threads: int
+) -> list:
     import lightgbm as lgb
 
     fitted = []
@@ -107,7 +110,8 @@ def fit_gbm(X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, 
 
 def predict_gbm(fitted: list, X: np.ndarray) -> np.ndarray:
     return np.stack(
-        [m.predict_proba(X)[:, 1] if not isinstance(m, float) else np.full(X.shape[0], m) for m in fitted], axis=1
+        [m.predict_proba(X)[:, 1] if not isinstance(m, float) else np.full(X.shape[0], m) for m in fitted],
+        axis=1,
     )
 
 

@@ -65,7 +65,9 @@ def build_model_card(bundle: ModelBundle, data: Any, metrics: dict[str, Any]) ->
         "intended_use": {"primary": INTENDED_USE, "out_of_scope": OUT_OF_SCOPE},
         "data": metrics.get("data", {}),
         "outcomes": {
-            o: {"definition": f"any {' or '.join(OUTCOME_EVENTS[o])} event in the 12 months after the landmark"}
+            o: {
+                "definition": f"any {' or '.join(OUTCOME_EVENTS[o])} event in the 12 months after the landmark"
+            }
             for o in OUTCOMES
         },
         "labelling": (
@@ -94,13 +96,29 @@ def render_model_card(card: dict[str, Any]) -> str:
     """The card as Markdown (for people; the JSON is for machines)."""
     lines = [f"# Model card: {card['model_version']}", "", f"Created {card['created']}.", ""]
     details = card["model_details"]
-    lines += ["## Model details", "", details["architecture"], "", f"Parameters: {details['parameters']:,}.", ""]
+    lines += [
+        "## Model details",
+        "",
+        details["architecture"],
+        "",
+        f"Parameters: {details['parameters']:,}.",
+        "",
+    ]
     lines += [f"Data hash `{details['data_hash']}`, code hash `{details['code_hash']}`.", ""]
     lines += ["## Intended use", "", card["intended_use"]["primary"], "", "Out of scope:", ""]
     lines += [f"- {item}" for item in card["intended_use"]["out_of_scope"]] + [""]
     data = card.get("data", {})
     lines += ["## Data", ""]
-    for key in ("patients", "sources", "extract_date", "landmarks", "split_method", "split_patients", "split_practices", "labelled_landmarks"):
+    for key in (
+        "patients",
+        "sources",
+        "extract_date",
+        "landmarks",
+        "split_method",
+        "split_patients",
+        "split_practices",
+        "labelled_landmarks",
+    ):
         if key in data:
             lines.append(f"- {key.replace('_', ' ')}: {data[key]}")
     lines += ["", "## Outcomes and labelling", ""]
@@ -117,7 +135,9 @@ def render_model_card(card: dict[str, Any]) -> str:
     hpo = card.get("hyperparameter_search", {})
     lines += ["", "## Hyper-parameter search", ""]
     if hpo.get("trials"):
-        lines.append(f"{len(hpo['trials'])} trials, {hpo.get('sampler', '')}; objective: {hpo.get('objective', '')}.")
+        lines.append(
+            f"{len(hpo['trials'])} trials, {hpo.get('sampler', '')}; objective: {hpo.get('objective', '')}."
+        )
         lines.append(f"Chosen: {hpo.get('chosen')}.")
     else:
         lines.append("No search was run; the default configuration was used.")

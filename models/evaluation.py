@@ -44,7 +44,9 @@ AGE_BANDS = ((0, 65, "<65"), (65, 75, "65-74"), (75, 85, "75-84"), (85, 200, "85
 TARGET_ORACLE_GAP = 0.02
 
 
-def evaluate_model(engine: Engine, *, model_dir: Path = Path("var/models"), version: str | None = None) -> dict:
+def evaluate_model(
+    engine: Engine, *, model_dir: Path = Path("var/models"), version: str | None = None
+) -> dict:
     """The metrics report of ``version`` (default: the active model), as written when it was trained.
 
     The report is computed once, at the end of training (the test split is used then and only then), and stored
@@ -88,7 +90,9 @@ def evaluate_bundle(engine: Engine, bundle: ModelBundle, data: Any, device: torc
     clinical = clinical_at_landmarks(data.cohort, data.grid)
     train_features = tabular_features(population, clinical, snapshots["train"])
     features = {
-        name: train_features if name == "train" else tabular_features(population, clinical, s, clinical_rules(train_features))
+        name: train_features
+        if name == "train"
+        else tabular_features(population, clinical, s, clinical_rules(train_features))
         for name, s in snapshots.items()
     }
     y = {name: y_flat[s] for name, s in snapshots.items()}
@@ -146,14 +150,18 @@ def evaluate_bundle(engine: Engine, bundle: ModelBundle, data: Any, device: torc
 
 def clinical_rules(train_features: Any) -> list[str]:
     """The safety-rule flag columns of the training features (so every split has the same columns)."""
-    return [n.removeprefix("flag_") for n in train_features.names if n.startswith("flag_") and n != "flags_active"]
+    return [
+        n.removeprefix("flag_") for n in train_features.names if n.startswith("flag_") and n != "flags_active"
+    ]
 
 
 def _threads() -> int:
     return max(1, torch.get_num_threads())
 
 
-def _per_outcome(y: np.ndarray, predictions: dict[str, np.ndarray], groups: np.ndarray, seed: int) -> dict[str, Any]:
+def _per_outcome(
+    y: np.ndarray, predictions: dict[str, np.ndarray], groups: np.ndarray, seed: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for o, outcome in enumerate(OUTCOMES):
         out[outcome] = {}
@@ -192,13 +200,18 @@ def oracle_risks(engine: Engine, population: Any, grid: Any) -> np.ndarray | Non
     with engine.connect() as connection:
         for start in range(0, len(ids), 20_000):
             chunk = ids[start : start + 20_000]
-            query = select(SyntheticTruth.patient_id, SyntheticTruth.month, SyntheticTruth.outcome, SyntheticTruth.risk).where(
-                SyntheticTruth.patient_id.in_(chunk)
-            )
+            query = select(
+                SyntheticTruth.patient_id, SyntheticTruth.month, SyntheticTruth.outcome, SyntheticTruth.risk
+            ).where(SyntheticTruth.patient_id.in_(chunk))
             rows = connection.execute(query).fetchall()
             if rows:
                 frames.append(
-                    pl.DataFrame(rows, schema=["patient_id", "month", "outcome", "risk"], orient="row", infer_schema_length=None)
+                    pl.DataFrame(
+                        rows,
+                        schema=["patient_id", "month", "outcome", "risk"],
+                        orient="row",
+                        infer_schema_length=None,
+                    )
                 )
     if not frames:
         return None
@@ -212,7 +225,9 @@ def oracle_risks(engine: Engine, population: Any, grid: Any) -> np.ndarray | Non
     if located.height == 0:
         return None
     out = np.full((len(ids), grid.months, len(OUTCOMES)), np.nan, dtype=np.float32)
-    out[located["p"].to_numpy(), located["m"].to_numpy(), located["o"].to_numpy()] = located["risk"].to_numpy()
+    out[located["p"].to_numpy(), located["m"].to_numpy(), located["o"].to_numpy()] = located[
+        "risk"
+    ].to_numpy()
     return out
 
 
@@ -245,7 +260,11 @@ def _subgroups(
                     p = predictions[name][chosen, o]
                     valid = np.isfinite(p)
                     entry[outcome][name] = metric_report(
-                        y[chosen, o][valid], p[valid], patient[chosen][valid], replicates=SUBGROUP_REPLICATES, seed=seed
+                        y[chosen, o][valid],
+                        p[valid],
+                        patient[chosen][valid],
+                        replicates=SUBGROUP_REPLICATES,
+                        seed=seed,
                     )
             out[family][label] = entry
     return out

@@ -24,7 +24,11 @@ from models.graph import ENTITY_TYPES, KNOWLEDGE_EDGES, PATIENT_FEATURES, GraphB
 from models.network import TemporalGraphRiskModel, to_tensors
 from models.predict import autocast, calibrated
 
-COUNT_FEATURES = {"drug": "log_active_drugs", "condition": "log_active_conditions", "event": "log_recent_events"}
+COUNT_FEATURES = {
+    "drug": "log_active_drugs",
+    "condition": "log_active_conditions",
+    "event": "log_recent_events",
+}
 RULE_KIND = len(ENTITY_TYPES)  # factor kind code for "interaction rule" (0-3 are the entity types)
 
 
@@ -57,7 +61,9 @@ def _factors(
         src = batch.edge_src[name]
         snap = batch.node_snapshot[src_type][src] if src.size else np.zeros(0, dtype=np.int64)
         chosen = np.isin(snap, snapshot_of[snapshot_of >= 0])
-        pairs = np.unique(np.stack([snap[chosen] // batch.months, batch.edge_rule[name][chosen]], axis=1), axis=0)
+        pairs = np.unique(
+            np.stack([snap[chosen] // batch.months, batch.edge_rule[name][chosen]], axis=1), axis=0
+        )
         patients.append(pairs[:, 0])
         kinds.append(np.full(pairs.shape[0], RULE_KIND))
         refs.append(pairs[:, 1])

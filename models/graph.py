@@ -37,7 +37,10 @@ from models.vocabulary import GraphVocabulary
 ENTITY_TYPES: tuple[str, ...] = ("drug", "condition", "event", "lab")
 NODE_TYPES: tuple[str, ...] = ("patient", *ENTITY_TYPES)
 # Knowledge edge stores: name -> (source node type, destination node type).
-KNOWLEDGE_EDGES: dict[str, tuple[str, str]] = {"interacts": ("drug", "drug"), "cautions": ("drug", "condition")}
+KNOWLEDGE_EDGES: dict[str, tuple[str, str]] = {
+    "interacts": ("drug", "drug"),
+    "cautions": ("drug", "condition"),
+}
 
 DEPRIVATION_LEVELS = (1, 2, 3, 4, 5)
 ETHNICITY_GROUPS = ("White", "Asian", "Black", "Mixed", "Other")
@@ -186,7 +189,9 @@ def _episodes(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         frame.sort([*keys, "s", "e"])
         .with_columns(pl.col("e").cum_max().shift(1).over(keys).alias("_prev_end"))
         .with_columns(
-            (pl.col("_prev_end").is_null() | (pl.col("s") > pl.col("_prev_end") + 1)).cast(pl.Int64).alias("_new")
+            (pl.col("_prev_end").is_null() | (pl.col("s") > pl.col("_prev_end") + 1))
+            .cast(pl.Int64)
+            .alias("_new")
         )
         .with_columns(pl.col("_new").cum_sum().over(keys).alias("episode"))
         .with_columns(
@@ -305,7 +310,9 @@ def _condition_nodes(rows: pl.DataFrame, landmarks: np.ndarray) -> pl.DataFrame:
     )
 
 
-def _event_nodes(event: pl.DataFrame, index: pl.DataFrame, landmarks: np.ndarray, config: ModelConfig) -> pl.DataFrame:
+def _event_nodes(
+    event: pl.DataFrame, index: pl.DataFrame, landmarks: np.ndarray, config: ModelConfig
+) -> pl.DataFrame:
     rows = (
         event.filter(pl.col("type") != "death")
         .join(index, on="patient_id", how="inner")
@@ -319,7 +326,9 @@ def _event_nodes(event: pl.DataFrame, index: pl.DataFrame, landmarks: np.ndarray
     )
 
 
-def _lab_nodes(observation: pl.DataFrame, index: pl.DataFrame, landmarks: np.ndarray, config: ModelConfig) -> pl.DataFrame:
+def _lab_nodes(
+    observation: pl.DataFrame, index: pl.DataFrame, landmarks: np.ndarray, config: ModelConfig
+) -> pl.DataFrame:
     rows = (
         observation.filter(pl.col("value").is_not_null() & pl.col("value").is_finite())
         .join(index, on="patient_id", how="inner")
@@ -347,7 +356,9 @@ def _lab_nodes(observation: pl.DataFrame, index: pl.DataFrame, landmarks: np.nda
 
 def _node_table(frame: pl.DataFrame, num_patients: int) -> NodeTable:
     names = sorted(frame["name"].unique().to_list()) if frame.height else []
-    name_index = pl.DataFrame({"name": names, "name_idx": np.arange(len(names), dtype=np.int64)}, schema_overrides={"name": pl.Utf8})
+    name_index = pl.DataFrame(
+        {"name": names, "name_idx": np.arange(len(names), dtype=np.int64)}, schema_overrides={"name": pl.Utf8}
+    )
     frame = frame.join(name_index, on="name", how="left").sort("p", "month", "name_idx")
     feature_columns = [c for c in frame.columns if c not in ("p", "month", "name", "name_idx", "time")]
     patient = frame["p"].to_numpy().astype(np.int64)
@@ -370,7 +381,9 @@ def _node_table(frame: pl.DataFrame, num_patients: int) -> NodeTable:
 def _node_lookup(frame: pl.DataFrame, key: str) -> pl.DataFrame:
     """(p, month, name) -> node row, for the sorted node table built from ``frame``."""
     names = sorted(frame["name"].unique().to_list()) if frame.height else []
-    name_index = pl.DataFrame({"name": names, "_n": np.arange(len(names), dtype=np.int64)}, schema_overrides={"name": pl.Utf8})
+    name_index = pl.DataFrame(
+        {"name": names, "_n": np.arange(len(names), dtype=np.int64)}, schema_overrides={"name": pl.Utf8}
+    )
     return (
         frame.join(name_index, on="name", how="left")
         .sort("p", "month", "_n")
@@ -397,7 +410,11 @@ def _empty_edges(num_patients: int) -> EdgeTable:
 
 
 def _interaction_edges(
-    episodes: pl.DataFrame, drug_nodes: pl.DataFrame, vocabulary: GraphVocabulary, landmarks: np.ndarray, n: int
+    episodes: pl.DataFrame,
+    drug_nodes: pl.DataFrame,
+    vocabulary: GraphVocabulary,
+    landmarks: np.ndarray,
+    n: int,
 ) -> EdgeTable:
     pairs = vocabulary.pair_frame()
     if episodes.height == 0 or pairs.height == 0:
@@ -495,20 +512,29 @@ def _patient_features(
 
     deprivation = patients["deprivation_quintile"].to_list()
     for q in DEPRIVATION_LEVELS:
-        features[:, :, column[f"deprivation_{q}"]] = np.array([d == q for d in deprivation], dtype=np.float32)[:, None]
+        features[:, :, column[f"deprivation_{q}"]] = np.array(
+            [d == q for d in deprivation], dtype=np.float32
+        )[:, None]
     features[:, :, column["deprivation_unknown"]] = np.array(
         [d not in DEPRIVATION_LEVELS for d in deprivation], dtype=np.float32
     )[:, None]
     ethnicity = patients["ethnicity_group"].to_list()
     for g in ETHNICITY_GROUPS:
-        features[:, :, column[f"ethnicity_{g.lower()}"]] = np.array([e == g for e in ethnicity], dtype=np.float32)[:, None]
+        features[:, :, column[f"ethnicity_{g.lower()}"]] = np.array(
+            [e == g for e in ethnicity], dtype=np.float32
+        )[:, None]
     features[:, :, column["ethnicity_unknown"]] = np.array(
         [e not in ETHNICITY_GROUPS for e in ethnicity], dtype=np.float32
     )[:, None]
 
     care = (
         cohort.social_care.join(index, on="patient_id", how="inner")
-        .select("p", "kind", _to_days(pl.col("start")).alias("s"), _to_days(pl.col("end")).fill_null(NO_END).alias("e"))
+        .select(
+            "p",
+            "kind",
+            _to_days(pl.col("start")).alias("s"),
+            _to_days(pl.col("end")).fill_null(NO_END).alias("e"),
+        )
         .filter(pl.col("kind").is_in(list(SOCIAL_CARE_KINDS)))
     )
     care_months = months_between(care, "s", "e", landmarks)

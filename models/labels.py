@@ -44,7 +44,9 @@ def landmark_labels(cohort: Cohort, grid: TimeGrid) -> Labels:
     index = pl.DataFrame({"patient_id": ids, "p": np.arange(P, dtype=np.int64)})
 
     death_event = (
-        cohort.event.filter(pl.col("type") == "death").group_by("patient_id").agg(pl.col("date").min().alias("d"))
+        cohort.event.filter(pl.col("type") == "death")
+        .group_by("patient_id")
+        .agg(pl.col("date").min().alias("d"))
     )
     ends = patients.join(death_event, left_on="id", right_on="patient_id", how="left")
     died = np.minimum(_days(ends["died_on"]), _days(ends["d"]))

@@ -35,7 +35,9 @@ def prepare(y: np.ndarray, p: np.ndarray) -> SortedScores:
     ps = p[order]
     new_group = np.ones(ps.shape[0], dtype=bool)
     new_group[1:] = ps[1:] != ps[:-1]
-    return SortedScores(y=y[order].astype(np.float64), p=ps, group_starts=np.nonzero(new_group)[0], order=order)
+    return SortedScores(
+        y=y[order].astype(np.float64), p=ps, group_starts=np.nonzero(new_group)[0], order=order
+    )
 
 
 def _per_group(s: SortedScores, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,12 +21,20 @@ model uncertainty only; it does not cover data shift or label noise (stated in t
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import MessagePassing
+
+with warnings.catch_warnings():
+    # torch_geometric 2.8 calls torch.jit.script while importing, which torch 2.13 deprecates; harmless here, and
+    # the project's tests turn warnings into errors.
+    warnings.filterwarnings(
+        "ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning
+    )
+    from torch_geometric.nn import MessagePassing
 
 from models.config import OUTCOMES, ModelConfig
 from models.graph import ENTITY_FEATURES, ENTITY_TYPES, KNOWLEDGE_EDGES, PATIENT_FEATURES, GraphBatch
@@ -63,7 +71,9 @@ class RelationConv(MessagePassing):
 
     def forward(self, x_src: Tensor, num_dst: int, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
         projected = self.source(x_src)
-        return self.propagate(edge_index, x=(projected, None), edge_attr=edge_attr, size=(x_src.size(0), num_dst))
+        return self.propagate(
+            edge_index, x=(projected, None), edge_attr=edge_attr, size=(x_src.size(0), num_dst)
+        )
 
     def message(self, x_j: Tensor, edge_attr: Tensor) -> Tensor:
         return torch.relu(x_j + self.edge(edge_attr))
@@ -100,7 +110,9 @@ def to_tensors(batch: GraphBatch, device: torch.device) -> TensorBatch:
         node_x={k: t(v, torch.float32) for k, v in batch.node_x.items()},
         node_time={k: t(v, torch.float32) for k, v in batch.node_time.items()},
         node_snapshot={k: t(v, torch.long) for k, v in batch.node_snapshot.items()},
-        knowledge_index={k: t(np.stack([batch.edge_src[k], batch.edge_dst[k]]), torch.long) for k in batch.edge_src},
+        knowledge_index={
+            k: t(np.stack([batch.edge_src[k], batch.edge_dst[k]]), torch.long) for k in batch.edge_src
+        },
         knowledge_rule={k: t(v, torch.long) for k, v in batch.edge_rule.items()},
     )
 
@@ -120,13 +132,17 @@ def _relations(final: bool) -> list[tuple[str, str, str]]:
 
 
 class TemporalGraphRiskModel(nn.Module):
-    def __init__(self, vocabulary: GraphVocabulary, config: ModelConfig, lab_stats: dict[str, tuple[float, float]]):
+    def __init__(
+        self, vocabulary: GraphVocabulary, config: ModelConfig, lab_stats: dict[str, tuple[float, float]]
+    ):
         super().__init__()
         H = config.hidden
         self.hidden = H
         self.outcomes = OUTCOMES
         self.patient_in = nn.Sequential(nn.Linear(len(PATIENT_FEATURES), H), nn.ReLU(), nn.Linear(H, H))
-        self.embed = nn.ModuleDict({t: nn.Embedding(vocabulary.size(KIND_OF_TYPE[t]), H) for t in ENTITY_TYPES})
+        self.embed = nn.ModuleDict(
+            {t: nn.Embedding(vocabulary.size(KIND_OF_TYPE[t]), H) for t in ENTITY_TYPES}
+        )
         statics = _static_features(vocabulary)
         for t in ENTITY_TYPES:
             self.register_buffer(f"static_{t}", statics[t], persistent=True)
@@ -147,7 +163,9 @@ class TemporalGraphRiskModel(nn.Module):
             if level in SEVERITIES:
                 severity[i, SEVERITIES.index(level)] = 1.0
         self.register_buffer("rule_severity", severity)
-        self.layer_relations = [_relations(final=(layer == config.layers - 1)) for layer in range(config.layers)]
+        self.layer_relations = [
+            _relations(final=(layer == config.layers - 1)) for layer in range(config.layers)
+        ]
         self.convs = nn.ModuleList()
         self.updates = nn.ModuleList()
         self.norms = nn.ModuleList()
@@ -184,7 +202,9 @@ class TemporalGraphRiskModel(nn.Module):
             features = batch.node_x[t]
             if t == "lab":
                 key = batch.node_key[t]
-                features = ((features[:, 0] - self.lab_mean[key]) / self.lab_std[key]).clamp(-LAB_CLIP, LAB_CLIP)
+                features = ((features[:, 0] - self.lab_mean[key]) / self.lab_std[key]).clamp(
+                    -LAB_CLIP, LAB_CLIP
+                )
                 features = features[:, None]
             static = getattr(self, f"static_{t}")[batch.node_key[t]]
             x[t] = self.embed[t](batch.node_key[t]) + self.entity_in[t](torch.cat([static, features], dim=1))
@@ -194,14 +214,17 @@ class TemporalGraphRiskModel(nn.Module):
             for name, rules in batch.knowledge_rule.items()
         }
         sizes = {"patient": batch.num_snapshots, **{t: batch.node_key[t].shape[0] for t in ENTITY_TYPES}}
-        for convs, updates, norms, relations in zip(self.convs, self.updates, self.norms, self.layer_relations, strict=True):
+        for convs, updates, norms, relations in zip(
+            self.convs, self.updates, self.norms, self.layer_relations, strict=True
+        ):
             messages: dict[str, Tensor] = {}
             for name, src, dst in relations:
                 index, attr = self._edges(batch, name, src, dst, time_attr, rule_attr)
                 out = convs[name](x[src], sizes[dst], index, attr)
                 messages[dst] = messages[dst] + out if dst in messages else out
             x = {
-                t: norms[t](v + self.dropout(updates[t](messages[t]))) if t in messages else v for t, v in x.items()
+                t: norms[t](v + self.dropout(updates[t](messages[t]))) if t in messages else v
+                for t, v in x.items()
             }
         # The patient's own features skip the message passing as well, so that strong per-patient signals (age)
         # reach the heads directly instead of only through normalised sums of messages.
@@ -236,7 +259,9 @@ class TemporalGraphRiskModel(nn.Module):
 
     def step(self, z: Tensor, previous_state: Tensor | None) -> Tensor:
         """One GRU step for snapshot embeddings [N, 2H] from states [N, H] (None: the first month); head input."""
-        state, _ = self.gru(z[:, None, :], None if previous_state is None else previous_state[None].contiguous())
+        state, _ = self.gru(
+            z[:, None, :], None if previous_state is None else previous_state[None].contiguous()
+        )
         return torch.cat([state[:, 0, :], z], dim=-1)
 
     def heads(self, head_input: Tensor) -> Tensor:

@@ -58,7 +58,10 @@ def calibrated(logits: np.ndarray, calibration: dict[str, tuple[float, float]]) 
 
 
 def risk_with_bounds(
-    point_logits: np.ndarray, sample_logits: np.ndarray, calibration: dict[str, tuple[float, float]], level: float
+    point_logits: np.ndarray,
+    sample_logits: np.ndarray,
+    calibration: dict[str, tuple[float, float]],
+    level: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Calibrated risk and the central ``level`` interval of the calibrated Monte Carlo samples (axis 0)."""
     risk = calibrated(point_logits, calibration)

@@ -165,5 +165,7 @@ def record_model_run(engine: Engine, version: str, checkpoint: Path, metrics: di
             connection.execute(update(ModelRun).where(ModelRun.version == version).values(**values))
         else:
             connection.execute(
-                ModelRun.__table__.insert().values(version=version, created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), **values)
+                ModelRun.__table__.insert().values(
+                    version=version, created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None), **values
+                )
             )

@@ -63,14 +63,22 @@ def score_population(
     extract = database_extract_date(engine)
     stats: dict[str, Any] = {"patients": 0, "predictions": 0, "explanations": 0, "model_seconds": 0.0}
     if extract is None or not ids:
-        return {**stats, "seconds": 0.0, "patients_per_second": 0.0, "model_version": version, "device": str(torch_device)}
+        return {
+            **stats,
+            "seconds": 0.0,
+            "patients_per_second": 0.0,
+            "model_version": version,
+            "device": str(torch_device),
+        }
     grid = scoring_grid(extract, bundle.config.trajectory_months)
     bar = _bar(progress, len(ids))
     for start in range(0, len(ids), CHUNK_PATIENTS):
         chunk = ids[start : start + CHUNK_PATIENTS]
         cohort = load_cohort(engine, chunk, extract_date=extract)
         population = build_population_graph(cohort, grid, bundle.vocabulary, bundle.config)
-        predictions, explanations, model_seconds = _score_chunk(bundle, population, torch_device, batch_size, explain, bar)
+        predictions, explanations, model_seconds = _score_chunk(
+            bundle, population, torch_device, batch_size, explain, bar
+        )
         stats["model_seconds"] += model_seconds
         if write:
             _replace_rows(engine, chunk, version, predictions, explanations)
@@ -83,7 +91,9 @@ def score_population(
     stats.update(
         seconds=seconds,
         patients_per_second=stats["patients"] / seconds if seconds > 0 else 0.0,
-        model_patients_per_second=stats["patients"] / stats["model_seconds"] if stats["model_seconds"] > 0 else 0.0,
+        model_patients_per_second=stats["patients"] / stats["model_seconds"]
+        if stats["model_seconds"] > 0
+        else 0.0,
         model_version=version,
         device=str(torch_device),
         landmarks=[grid.dates[0].isoformat(), grid.dates[-1].isoformat()],
@@ -113,7 +123,10 @@ def _score_chunk(
             states, head_input = model.sequence(z, tensors.batch_size, tensors.months)
             points, samples = model.heads_with_samples(head_input)
         risk, lower, upper = risk_with_bounds(
-            points.float().cpu().numpy(), samples.float().cpu().numpy(), bundle.calibration, bundle.config.interval_level
+            points.float().cpu().numpy(),
+            samples.float().cpu().numpy(),
+            bundle.calibration,
+            bundle.config.interval_level,
         )
         in_record = graph_batch.in_record
         latest = np.where(in_record.any(axis=1), T - 1 - np.argmax(in_record[:, ::-1], axis=1), -1)
@@ -123,7 +136,9 @@ def _score_chunk(
             else None
         )
         model_seconds += time.perf_counter() - began
-        prediction_parts.append(_prediction_frame(ids[chunk], dates, in_record, risk, lower, upper, bundle.version))
+        prediction_parts.append(
+            _prediction_frame(ids[chunk], dates, in_record, risk, lower, upper, bundle.version)
+        )
         if drivers is not None and len(drivers.factor):
             explanation_parts.append(_explanation_frame(ids[chunk], dates, latest, drivers, bundle.version))
         if bar is not None:
@@ -143,18 +158,18 @@ def _prediction_frame(
     version: str,
 ) -> pl.DataFrame:
     b, m = np.nonzero(in_record)
-    O = len(OUTCOMES)
+    n_outcomes = len(OUTCOMES)
     return pl.DataFrame(
         {
-            "patient_id": np.repeat(ids[b], O).astype(str),
-            "as_of": np.repeat(dates[m], O),
+            "patient_id": np.repeat(ids[b], n_outcomes).astype(str),
+            "as_of": np.repeat(dates[m], n_outcomes),
             "outcome": np.tile(np.array(OUTCOMES), b.shape[0]),
-            "horizon_months": np.full(b.shape[0] * O, HORIZON_MONTHS, dtype=np.int64),
+            "horizon_months": np.full(b.shape[0] * n_outcomes, HORIZON_MONTHS, dtype=np.int64),
             "risk": risk[b, m].reshape(-1).astype(np.float64),
             "lower": lower[b, m].reshape(-1).astype(np.float64),
             "upper": upper[b, m].reshape(-1).astype(np.float64),
-            "model_version": np.full(b.shape[0] * O, version, dtype=object).astype(str),
-            "scenario": np.full(b.shape[0] * O, CURRENT, dtype=object).astype(str),
+            "model_version": np.full(b.shape[0] * n_outcomes, version, dtype=object).astype(str),
+            "scenario": np.full(b.shape[0] * n_outcomes, CURRENT, dtype=object).astype(str),
         }
     )
 
@@ -220,7 +235,11 @@ def _empty_explanations() -> pl.DataFrame:
 
 
 def _replace_rows(
-    engine: Engine, patient_ids: Sequence[str], version: str, predictions: pl.DataFrame, explanations: pl.DataFrame
+    engine: Engine,
+    patient_ids: Sequence[str],
+    version: str,
+    predictions: pl.DataFrame,
+    explanations: pl.DataFrame,
 ) -> None:
     """One transaction per chunk: this version's rows of these patients are replaced, never duplicated."""
     with engine.begin() as connection:
@@ -234,7 +253,9 @@ def _replace_rows(
                 )
             )
             connection.execute(
-                delete(Explanation).where(Explanation.patient_id.in_(part), Explanation.model_version == version)
+                delete(Explanation).where(
+                    Explanation.patient_id.in_(part), Explanation.model_version == version
+                )
             )
         bulk_insert(connection, "prediction", predictions)
         bulk_insert(connection, "explanation", explanations)

@@ -49,7 +49,9 @@ def split_patients(patients: pl.DataFrame, fractions: tuple[float, float, float]
         label = np.array([by_practice[p] for p in practice], dtype=np.int64)
         return Split(
             rows={s: np.nonzero(label == k)[0] for k, s in enumerate(SPLITS)},
-            practices={s: sorted(p for p, k2 in by_practice.items() if k2 == k) for k, s in enumerate(SPLITS)},
+            practices={
+                s: sorted(p for p, k2 in by_practice.items() if k2 == k) for k, s in enumerate(SPLITS)
+            },
             method="practice",
         )
     position = rng.permutation(patients.height) / max(patients.height, 1)

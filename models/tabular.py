@@ -122,7 +122,11 @@ def tabular_features(
     events = population.nodes["event"]
     event_snapshot = events.patient * T + events.month
     for event_type in vocab.events:
-        chosen = np.array([n == event_type for n in events.names], dtype=bool)[events.name] if len(events) else None
+        chosen = (
+            np.array([n == event_type for n in events.names], dtype=bool)[events.name]
+            if len(events)
+            else None
+        )
         counts = np.zeros(S, dtype=np.float32)
         since = np.full(S, MISSING_EVENT_MONTHS, dtype=np.float32)
         if chosen is not None and chosen.any():

@@ -84,7 +84,9 @@ class TrainingData:
 def cohort_vocabulary(cohort: Cohort) -> GraphVocabulary:
     """The clinical vocabulary plus the drug and condition keys seen in the data (each gets an embedding)."""
     drugs = (
-        cohort.prescription.select(pl.col("ingredients").fill_null("").str.split(";").explode().str.strip_chars())
+        cohort.prescription.select(
+            pl.col("ingredients").fill_null("").str.split(";").explode().str.strip_chars()
+        )
         .to_series()
         .to_list()
     )
@@ -105,7 +107,9 @@ def prepare_training_data(cohort: Cohort, config: ModelConfig, vocabulary: Graph
     return TrainingData(cohort, vocabulary, grid, population, labels, split, fit_months, lab_stats)
 
 
-def _lab_stats(population: PopulationGraph, train_rows: np.ndarray, fit_months: int) -> dict[str, tuple[float, float]]:
+def _lab_stats(
+    population: PopulationGraph, train_rows: np.ndarray, fit_months: int
+) -> dict[str, tuple[float, float]]:
     """Mean and standard deviation of each lab's values in the training split (to standardise lab nodes)."""
     labs = population.nodes["lab"]
     in_train = np.isin(labs.patient, train_rows) & (labs.month < fit_months)
@@ -128,14 +132,18 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return torch.nn.functional.binary_cross_entropy_with_logits(chosen_logits.float(), y[mask])
 
 
-def _batch_targets(data: TrainingData, rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch_targets(
+    data: TrainingData, rows: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     y = torch.from_numpy(data.labels.y[rows]).to(device)
     mask = torch.from_numpy(data.mask(rows, "fit")).to(device)
     return y, mask
 
 
 @torch.inference_mode()
-def validation_loss(model: TemporalGraphRiskModel, data: TrainingData, rows: np.ndarray, device: torch.device, batch_size: int) -> float:
+def validation_loss(
+    model: TemporalGraphRiskModel, data: TrainingData, rows: np.ndarray, device: torch.device, batch_size: int
+) -> float:
     """Mean binary cross-entropy over the labelled fit-month landmarks of ``rows`` (all outcomes)."""
     model.eval()
     keys = population_key_index(data.population)
@@ -222,7 +230,12 @@ def fit_network(
             bar.close()
         val = validation_loss(model, data, val_rows, device, config.batch_size * 2)
         history.append(
-            {"epoch": epoch + 1, "train_loss": running / max(steps, 1), "val_loss": val, "seconds": time.perf_counter() - started}
+            {
+                "epoch": epoch + 1,
+                "train_loss": running / max(steps, 1),
+                "val_loss": val,
+                "seconds": time.perf_counter() - started,
+            }
         )
         if val < best_loss - 1e-5:
             best_loss, best_epoch, bad_epochs = val, epoch + 1, 0
@@ -265,7 +278,9 @@ def _bar(enabled: bool, total: int, description: str):  # noqa: ANN202 - tqdm or
     return tqdm(total=total, desc=description, unit="patients", leave=False)
 
 
-def calibrate(model: TemporalGraphRiskModel, data: TrainingData, device: torch.device, batch_size: int) -> dict[str, tuple[float, float]]:
+def calibrate(
+    model: TemporalGraphRiskModel, data: TrainingData, device: torch.device, batch_size: int
+) -> dict[str, tuple[float, float]]:
     """Platt scaling per outcome on the validation practices' fit-month landmarks."""
     rows = data.split.rows["val"]
     logits = population_logits(model, data.population, rows, device, batch_size)
@@ -278,7 +293,9 @@ def calibrate(model: TemporalGraphRiskModel, data: TrainingData, device: torch.d
 # hyper-parameter search
 
 
-def tune(data: TrainingData, config: ModelConfig, device: torch.device, trials: int) -> tuple[ModelConfig, dict[str, Any]]:
+def tune(
+    data: TrainingData, config: ModelConfig, device: torch.device, trials: int
+) -> tuple[ModelConfig, dict[str, Any]]:
     """Optuna TPE search on the validation loss (validation practices, fit months); returns the chosen config."""
     import optuna
 
@@ -300,7 +317,8 @@ def tune(data: TrainingData, config: ModelConfig, device: torch.device, trials: 
         "epochs_per_trial": min(config.epochs, HPO_EPOCHS),
         "search_space": SEARCH_SPACE,
         "trials": [
-            {"number": t.number, "params": t.params, "value": t.value, "state": t.state.name} for t in study.trials
+            {"number": t.number, "params": t.params, "value": t.value, "state": t.state.name}
+            for t in study.trials
         ],
         "chosen": chosen,
     }
@@ -361,7 +379,12 @@ def train_model(
     _say(progress, f"preparing {cohort.patient.height:,} patients")
     data = prepare_training_data(cohort, config, vocabulary)
     state_path = directory / STATE_FILE
-    hpo_record: dict[str, Any] = {"trials": [], "chosen": {}, "search_space": SEARCH_SPACE, "note": "no search run"}
+    hpo_record: dict[str, Any] = {
+        "trials": [],
+        "chosen": {},
+        "search_space": SEARCH_SPACE,
+        "note": "no search run",
+    }
     if state_path.exists():
         saved = torch.load(state_path, map_location="cpu", weights_only=False)
         config = ModelConfig.from_dict(saved["config"])

@@ -60,7 +60,9 @@ class GraphVocabulary:
     # -- building -----------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_clinical(cls, extra_drugs: Iterable[str] = (), extra_conditions: Iterable[str] = ()) -> GraphVocabulary:
+    def from_clinical(
+        cls, extra_drugs: Iterable[str] = (), extra_conditions: Iterable[str] = ()
+    ) -> GraphVocabulary:
         """From the project's vocabularies and rules (``clinical.knowledge``, ``clinical.rules``)."""
         from clinical.knowledge import load_knowledge
         from clinical.rules import load_rules
@@ -167,7 +169,11 @@ class GraphVocabulary:
         """Drug-drug knowledge pairs (both orders) as a frame: drug, drug_b, rule."""
         rows = self.drug_pairs
         return pl.DataFrame(
-            {"drug": [a for a, _, _ in rows], "drug_b": [b for _, b, _ in rows], "rule": [r for *_, r in rows]},
+            {
+                "drug": [a for a, _, _ in rows],
+                "drug_b": [b for _, b, _ in rows],
+                "rule": [r for *_, r in rows],
+            },
             schema={"drug": pl.Utf8, "drug_b": pl.Utf8, "rule": pl.Utf8},
         )
 
@@ -175,7 +181,11 @@ class GraphVocabulary:
         """Drug-condition knowledge pairs as a frame: drug, condition, rule."""
         rows = self.drug_conditions
         return pl.DataFrame(
-            {"drug": [a for a, _, _ in rows], "condition": [c for _, c, _ in rows], "rule": [r for *_, r in rows]},
+            {
+                "drug": [a for a, _, _ in rows],
+                "condition": [c for _, c, _ in rows],
+                "rule": [r for *_, r in rows],
+            },
             schema={"drug": pl.Utf8, "condition": pl.Utf8, "rule": pl.Utf8},
         )
 

@@ -154,7 +154,9 @@ def tour_dialog(steps: Sequence[TourStep]) -> list:
                 dbc.ModalBody(panels),
                 dbc.ModalFooter(
                     [
-                        html.Span(id=TOUR_PROGRESS_ID, className="dx-tour-progress", **{"aria-live": "polite"}),
+                        html.Span(
+                            id=TOUR_PROGRESS_ID, className="dx-tour-progress", **{"aria-live": "polite"}
+                        ),
                         dbc.Button("Back", id=TOUR_BACK_ID, color="secondary", outline=True, n_clicks=0),
                         dbc.Button("Next", id=TOUR_NEXT_ID, color="primary", n_clicks=0),
                     ]

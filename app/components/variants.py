@@ -204,8 +204,9 @@ def _article(label: str) -> str:
 
 
 def people_in_100(risk: float) -> int:
-    """Whole people out of 100 (0.124 → 12); a risk above 0 never shows as more than it is."""
-    return max(0, min(ICONS_PER_ARRAY, round(risk * ICONS_PER_ARRAY)))
+    """Whole people out of 100, rounded half up (0.124 → 12, 0.125 → 13); below 0.5 in 100 shows none, and the
+    sentence then says "fewer than 1 in 100"."""
+    return max(0, min(ICONS_PER_ARRAY, math.floor(risk * ICONS_PER_ARRAY + 0.5)))
 
 
 def icon_counts(trajectory: Trajectory) -> list[IconCount]:

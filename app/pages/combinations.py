@@ -133,14 +133,41 @@ def combination_column_defs() -> list[dict[str, Any]]:
     text = {"filter": "agTextColumnFilter"}
     return [
         {"field": "rule_id", "headerName": "Rule", "pinned": "left", "width": 190, **text},
-        {"field": "title", "headerName": "Criterion", "flex": 2, "minWidth": 260, "wrapText": True,
-         "autoHeight": True, "tooltipField": "title", **text},
-        {"field": "drugs", "headerName": "Medicines", "flex": 1, "minWidth": 170, "wrapText": True,
-         "autoHeight": True, **text},
+        {
+            "field": "title",
+            "headerName": "Criterion",
+            "flex": 2,
+            "minWidth": 260,
+            "wrapText": True,
+            "autoHeight": True,
+            "tooltipField": "title",
+            **text,
+        },
+        {
+            "field": "drugs",
+            "headerName": "Medicines",
+            "flex": 1,
+            "minWidth": 170,
+            "wrapText": True,
+            "autoHeight": True,
+            **text,
+        },
         {"field": "severity", "headerName": "Severity", "width": 110, **text},
         {"field": "source", "headerName": "Source", "width": 170, "tooltipField": "source", **text},
-        {"field": "active_now", "headerName": "Patients now", "headerTooltip": "Patients with it active at the data cut", "width": 120, **number},
-        {"field": "new_30d", "headerName": f"New ({NEW_DAYS} days)", "headerTooltip": f"Patients in whom it started in the {NEW_DAYS} days up to the data cut", "width": 120, **number},
+        {
+            "field": "active_now",
+            "headerName": "Patients now",
+            "headerTooltip": "Patients with it active at the data cut",
+            "width": 120,
+            **number,
+        },
+        {
+            "field": "new_30d",
+            "headerName": f"New ({NEW_DAYS} days)",
+            "headerTooltip": f"Patients in whom it started in the {NEW_DAYS} days up to the data cut",
+            "width": 120,
+            **number,
+        },
         {"field": "ever", "headerName": "Patients ever", "width": 120, **number},
         {"field": "group", "headerName": "Rule group", "width": 200, "tooltipField": "group", **text},
     ]
@@ -173,8 +200,14 @@ def combination_grid(selectable: bool) -> dag.AgGrid:
 def drill_column_defs() -> list[dict[str, Any]]:
     number = {"type": "rightAligned"}
     return [
-        {"field": "patient_id", "headerName": "Patient", "cellRenderer": "PatientLink", "pinned": "left",
-         "sortable": False, "width": 130},
+        {
+            "field": "patient_id",
+            "headerName": "Patient",
+            "cellRenderer": "PatientLink",
+            "pinned": "left",
+            "sortable": False,
+            "width": 130,
+        },
         {"field": "practice", "headerName": "Practice", "width": 190},
         {"field": "age", "headerName": "Age", "width": 80, **number},
         {"field": "sex", "headerName": "Sex", "width": 70},
@@ -183,7 +216,12 @@ def drill_column_defs() -> list[dict[str, Any]]:
         {"field": "first_start", "headerName": "First flagged", "width": 130},
         {"field": "medicines_count", "headerName": "Medicines", "width": 110, **number},
         {"field": "flags_high", "headerName": "High-severity flags", "width": 140, **number},
-        {"field": "risk_emergency_admission", "headerName": "Emergency admission risk (%)", "width": 150, **number},
+        {
+            "field": "risk_emergency_admission",
+            "headerName": "Emergency admission risk (%)",
+            "width": 150,
+            **number,
+        },
         {"field": "risk_medication_harm", "headerName": "Medication harm risk (%)", "width": 150, **number},
     ]
 
@@ -220,7 +258,9 @@ def _filters(practices: list[tuple[str, str]], drugs: list[str], classes: list[s
                                 html.Legend("Rule group", className="dx-legend"),
                                 dbc.Checklist(
                                     id=GROUP_ID,
-                                    options=[{"label": text, "value": key} for key, text in RULE_GROUPS.items()],
+                                    options=[
+                                        {"label": text, "value": key} for key, text in RULE_GROUPS.items()
+                                    ],
                                     value=[],
                                 ),
                             ]
@@ -287,11 +327,15 @@ def _drill_section() -> html.Section:
                         [
                             dbc.Col(
                                 [
-                                    dbc.Label("Show patients", html_for=DRILL_STATUS_ID, className="dx-legend"),
+                                    dbc.Label(
+                                        "Show patients", html_for=DRILL_STATUS_ID, className="dx-legend"
+                                    ),
                                     dbc.Select(
                                         id=DRILL_STATUS_ID,
                                         value="active",
-                                        options=[{"label": text, "value": key} for key, text in STATUSES.items()],
+                                        options=[
+                                            {"label": text, "value": key} for key, text in STATUSES.items()
+                                        ],
                                     ),
                                 ],
                                 md=4,
@@ -310,7 +354,12 @@ def _drill_section() -> html.Section:
                         ],
                         className="g-2 mb-2",
                     ),
-                    html.P(id=DRILL_COUNT_ID, className="dx-count", children=CHOOSE_ROW, **{"aria-live": "polite"}),
+                    html.P(
+                        id=DRILL_COUNT_ID,
+                        className="dx-count",
+                        children=CHOOSE_ROW,
+                        **{"aria-live": "polite"},
+                    ),
                     html.Div(id=DRILL_CONTAINER_ID),
                     dcc.Download(id=DOWNLOAD_ID),
                 ]
@@ -327,7 +376,11 @@ def _heatmap_section(classes: list[str]) -> html.Section:
         dbc.Card(
             dbc.CardBody(
                 [
-                    html.H2("Co-prescription by drug class (active now)", className="h5", id="coprescription-heading"),
+                    html.H2(
+                        "Co-prescription by drug class (active now)",
+                        className="h5",
+                        id="coprescription-heading",
+                    ),
                     html.P(
                         "Patients on at least one medicine of the row's class and one of the column's class at the "
                         "data cut; each label carries the number on that class. It opens on the classes the safety "
@@ -468,7 +521,9 @@ def update_heatmap(chosen: Any, practice: Any, drug_class: Any) -> Any:
         log.error("co-prescription failed: %s", type(exc).__name__)
         return message_figure(LOAD_ERROR, 420)
     prevalence = class_prevalence(classes)
-    shown = [c for c in wanted if prevalence.get(c, 0) > 0] or default_heatmap_classes(prevalence, rule_class_ranking())
+    shown = [c for c in wanted if prevalence.get(c, 0) > 0] or default_heatmap_classes(
+        prevalence, rule_class_ranking()
+    )
     matrix = co_prescription(classes, shown)
     return coprescription_heatmap(matrix, suppress=not (user and user.can(Permission.VIEW_PATIENT)))
 
@@ -532,7 +587,10 @@ def drill_rows(request: Any, key: Any, status: Any, practice: Any) -> tuple[Any,
         log.error("combination patients failed: %s", type(exc).__name__)
         return {"rowData": [], "rowCount": 0}, LOAD_ERROR
     noun = "patient" if page.total == 1 else "patients"
-    return {"rowData": page.rows, "rowCount": page.total}, f"{page.total:,} {noun}: {STATUSES[status].lower()}."
+    return {
+        "rowData": page.rows,
+        "rowCount": page.total,
+    }, f"{page.total:,} {noun}: {STATUSES[status].lower()}."
 
 
 @callback(

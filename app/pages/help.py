@@ -6,6 +6,7 @@ import dash
 from dash import html
 
 from app import theme
+from app.components.guides import guide_links
 from app.security import Permission, requires
 from data_access.queries.worklist import COHORTS, RISING_RISK_CHANGE
 from data_access.worklist_build import (
@@ -46,6 +47,12 @@ def layout(**_query: object) -> html.Div:
                 "DynAIRx helps GP practices and clinical pharmacists choose who to invite for a Structured Medication "
                 "Review (SMR) and prepare for it. This page explains what you see and what it cannot tell you."
             ),
+            html.H2("User guides and the tour", id="guides"),
+            html.P(
+                "Step-by-step guides with screenshots, one for each role. New here? 'Take the tour' at the top of "
+                "every page shows the pages you can use."
+            ),
+            guide_links(),
             html.H2("Intended use and limitations", id="limitations"),
             html.Ul(
                 [

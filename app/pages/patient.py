@@ -31,6 +31,7 @@ from app.components.patient_panels import (
     notes_panel,
     scores_panel,
 )
+from app.components.review import register_patient_review_callbacks, review_panel
 from app.components.smr_pack import clinician_pack_html, pack_components, patient_sheet_html, smr_pack
 from app.model_client import ModelUnavailable, Scenario, run_what_if
 from app.runtime import app_context
@@ -40,6 +41,7 @@ from data_access.queries.patient import PatientNotFound, patient_record
 dash.register_page(
     __name__, path_template="/patient/<patient_id>", title="Patient · DynAIRx", name="Patient", order=1
 )
+register_patient_review_callbacks()  # the review panel's callbacks (app/components/review.py)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,12 @@ DOWNLOAD_ID = "patient-download"
 
 NOT_FOUND = "This patient was not found in your practices."
 LOAD_ERROR = "This record could not be loaded just now. Please try again; if it keeps happening, tell your administrator."
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+# No "share to cloud": patient data must never leave the server (plotly 7 adds that button by default).
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "sendChartToCloud"],
+}
 NONE = "*"  # the "no switch" choice of the what-if selects
 WHAT_IF_PROMPT = "Choose medicines to stop or switch, then press 'Run what-if'."
 
@@ -132,6 +139,7 @@ def layout(patient_id: str | None = None, **_query: Any) -> html.Div:
                     ),
                 ]
             ),
+            _section("Structured medication review", review_panel(patient_id), "smr-review"),
             _section(
                 "Polypharmacy interaction timeline",
                 [

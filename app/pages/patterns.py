@@ -558,8 +558,10 @@ def histogram_figure(detail: PairDetail, window: int) -> go.Figure:
             "range": [-window - 5, window + 5],
             "zeroline": False,
         },
-        yaxis={"title": {"text": "People"}, "rangemode": "tozero"},
+        yaxis={"title": {"text": "People"}, "rangemode": "tozero", "tickformat": ",d"},
     )
+    if int(bins["count"].max()) <= 10:  # whole people: no 0.2 ticks on small counts
+        figure.update_yaxes(dtick=1)
     return figure
 
 
@@ -581,22 +583,32 @@ def pair_summary(ratio: SequenceRatio, known: list[str], window: int) -> html.Di
         if ratio.signal
         else "No signal: the order of the two starts is compatible with chance and prescribing trends."
     )
-    items = [
-        ("A then B", f"{ratio.n_index_first:,}"),
-        ("B then A", f"{ratio.n_marker_first:,}"),
-        ("Same day (not counted)", f"{ratio.n_same_day:,}"),
-        ("Crude sequence ratio", format_ratio(ratio.crude_sr)),
-        ("Null-effect sequence ratio", format_ratio(ratio.null_sr)),
-        (
-            "Adjusted sequence ratio (95% CI)",
-            f"{format_ratio(ratio.adjusted_sr)} ({format_interval(ratio.ci_lower, ratio.ci_upper)})",
-        ),
+    headers = [
+        "A then B",
+        "B then A",
+        "Same day (not counted)",
+        "Crude SR",
+        "Null-effect SR",
+        "Adjusted SR (95% CI)",
+    ]
+    values = [
+        f"{ratio.n_index_first:,}",
+        f"{ratio.n_marker_first:,}",
+        f"{ratio.n_same_day:,}",
+        format_ratio(ratio.crude_sr),
+        format_ratio(ratio.null_sr),
+        f"{format_ratio(ratio.adjusted_sr)} ({format_interval(ratio.ci_lower, ratio.ci_upper)})",
     ]
     children: list[Any] = [
         html.H3(f"{index} → {marker}", className="h6"),
-        html.Dl(
-            [part for term, value in items for part in (html.Dt(term), html.Dd(value))],
-            className="dx-pair-dl",
+        dbc.Table(
+            [
+                html.Thead(html.Tr([html.Th(h, scope="col") for h in headers])),
+                html.Tbody(html.Tr([html.Td(v) for v in values])),
+            ],
+            bordered=False,
+            size="sm",
+            className="w-auto",
         ),
         html.P(verdict, className="fw-semibold"),
     ]

@@ -21,6 +21,7 @@ from dash import ClientsideFunction, Input, Output, State, callback, clientside_
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import theme
+from app.components.review import SHOW_REVIEWED_ID, planner_link, review_column_defs, show_reviewed_switch
 from app.runtime import app_context
 from app.security import AuditAction, Permission, audit, current_user, requires, scope_for
 from data_access.queries.worklist import (
@@ -130,6 +131,7 @@ def column_defs() -> list[dict[str, Any]]:
             "filter": "agDateColumnFilter",
             "filterParams": {"buttons": ["apply", "reset"], "maxNumConditions": 1},
         },
+        *review_column_defs(),
         {
             "field": "why",
             "headerName": "Why on the list",
@@ -205,6 +207,7 @@ def _filter_panel(filters: WorklistFilters, choices: dict[str, list[str]]) -> db
                                             label="Rising risk (▲ 5 points or more in 6 months)",
                                             value=filters.rising_only,
                                         ),
+                                        show_reviewed_switch(filters.show_reviewed),
                                     ]
                                 ),
                                 dbc.Label("Order the list by", html_for=ORDER_ID, className="dx-legend mt-2"),
@@ -268,6 +271,7 @@ def _filter_panel(filters: WorklistFilters, choices: dict[str, list[str]]) -> db
                     [
                         html.A("Clear filters", href="/", className="btn btn-outline-secondary btn-sm me-2"),
                         dbc.Button("Export list (CSV)", id=EXPORT_ID, color="primary", size="sm", n_clicks=0),
+                        planner_link(),
                     ],
                     className="mt-3",
                 ),
@@ -332,6 +336,7 @@ def rows_with_bands(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Input(CONDITION_ID, "value"),
     Input(DRUG_ID, "value"),
     Input(ORDER_ID, "value"),
+    Input(SHOW_REVIEWED_ID, "value"),
     prevent_initial_call=True,
 )
 @requires(Permission.VIEW_WORKLIST)
@@ -344,9 +349,10 @@ def filters_to_query(
     condition: str | None,
     drug: str | None,
     order: str | None,
+    show_reviewed: bool | None = False,
 ) -> str:
     return filters_from_controls(
-        cohorts, high_flag, rising, risk_outcome, risk_min, condition, drug, order
+        cohorts, high_flag, rising, risk_outcome, risk_min, condition, drug, order, show_reviewed
     ).to_query_string()
 
 
@@ -359,6 +365,7 @@ def filters_from_controls(
     condition: str | None,
     drug: str | None,
     order: str | None,
+    show_reviewed: bool | None = False,
 ) -> WorklistFilters:
     try:
         risk_min_value = float(risk_min) if risk_min not in (None, "") else None
@@ -373,6 +380,7 @@ def filters_from_controls(
         condition=condition or None,
         drug=drug or None,
         order=order or "why_now",
+        show_reviewed=bool(show_reviewed),
     ).normalised()
 
 

@@ -40,6 +40,7 @@ from data_access.queries.workshop import (
     new_session_id,
     normalise_participant_code,
     record_feedback,
+    step_persona,
     valid_session_id,
     validate_feedback,
     workshop_personas,
@@ -334,15 +335,6 @@ def _view_section(view: WorkshopView) -> html.Section:
 
 
 # ---------------------------------------------------------------- callbacks
-
-
-def step_persona(keys: list[str], current: str | None, step: int) -> str | None:
-    """The persona ``step`` places after ``current`` (wrapping round), or the first when ``current`` is unknown."""
-    if not keys:
-        return None
-    if current not in keys:
-        return keys[0]
-    return keys[(keys.index(current) + step) % len(keys)]
 
 
 @callback(

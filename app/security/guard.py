@@ -19,12 +19,13 @@ import threading
 from urllib.parse import quote
 
 import flask
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import BadRequest
 
 from app.security.audit import AuditAction
 from app.security.identity import (
     PATIENT_ARG_ATTRIBUTE,
     authorize_patient,
+    current_user,
     deny,
     mark_callback_dispatch,
     required_permission,
@@ -81,7 +82,8 @@ def _check_page(path: str) -> None:
     if not callable(layout):
         return  # a static layout is the same for everyone and carries no patient data
     permission = required_permission(layout)
-    user = flask.g.dynairx_user
+    user = current_user()
+    assert user is not None  # the guard set it before calling
     if permission is None:
         logger.warning("Page %s has no requires(...) on its layout; refusing it", page.get("module"))
         raise deny(AuditAction.VIEW_PAGE, detail=f"{path_label(page)} declares no permission")
@@ -99,7 +101,7 @@ def path_label(page: dict) -> str:
 def _check_callback(state: SecurityState) -> None:
     body = flask.request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("output"), str):
-        raise Forbidden("Malformed callback request.")
+        raise BadRequest("Malformed callback request.")
     app = state.dash()
     if app is None:
         return
@@ -113,7 +115,8 @@ def _check_callback(state: SecurityState) -> None:
             return
         logger.warning("Callback %s has no requires(...); refusing it", body["output"][:200])
         raise deny(AuditAction.CALLBACK, detail=f"{body['output'][:200]} declares no permission")
-    user = flask.g.dynairx_user
+    user = current_user()
+    assert user is not None
     if not user.can(permission):
         raise deny(AuditAction.CALLBACK, permission=permission, detail=body["output"][:200])
 

@@ -14,8 +14,8 @@ from typing import Any
 import flask
 import requests
 from authlib.common.errors import AuthlibBaseError
-from joserfc.errors import JoseError
 from authlib.integrations.flask_client import OAuth
+from joserfc.errors import JoseError
 
 from app.security.accounts import USERNAME_PATTERN
 from app.security.audit import AuditAction, audit

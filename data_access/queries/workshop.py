@@ -9,12 +9,13 @@ medicines; a middle-aged person with mental and physical health conditions; some
 flag whose risk is rising), and hand-picking patient ids does not survive a rebuilt database. Each persona is a list
 of tiers of criteria, strictest first (see ``PERSONAS`` and ``choose_personas``):
 
-1. the first tier that any not-yet-chosen patient meets is used (later tiers relax the rule for small populations);
-2. within it, patients with cached model predictions come first (the risk views need them);
+1. tiers are tried level by level: every persona's first tier (in persona order) before any persona's second, so
+   a strict match for one persona is never used up by another persona's relaxed tier;
+2. within a tier, patients with cached model predictions come first (the risk views need them);
 3. then the patient nearest the persona's target: |age − target age| plus, where the persona sets one,
    |medicines − target medicines|;
 4. ties go to the smallest patient id, so the choice is deterministic for a given database;
-5. personas are chosen in order and never share a patient.
+5. a patient is used for one persona at most; a persona that no tier finds anyone for is left out.
 
 Feedback is one row per rating in ``feedback`` (schema: at, session_id, participant_code, view, variant, rating,
 comment). Everything a participant types is validated here (``validate_feedback``) with messages written for them;
@@ -376,31 +377,40 @@ def choose_personas(
     """Apply the persona rules (module docstring) to ``candidates``; a persona nobody meets is left out."""
     pool = list(candidates)
     taken: set[str] = set()
-    chosen: list[Persona] = []
-    for number, rule in enumerate(rules, start=1):
-        for tier_number, tier in enumerate(rule.tiers, start=1):
+    chosen: dict[str, Persona] = {}
+    for level in range(max((len(rule.tiers) for rule in rules), default=0)):
+        for number, rule in enumerate(rules, start=1):
+            if rule.key in chosen or level >= len(rule.tiers):
+                continue
+            tier = rule.tiers[level]
             matches = [c for c in pool if c.patient_id not in taken and tier.matches(c)]
             if not matches:
                 continue
             best = min(matches, key=lambda c: (not c.has_prediction, rule.distance(c), c.patient_id))
             taken.add(best.patient_id)
-            chosen.append(
-                Persona(
-                    key=rule.key,
-                    number=number,
-                    title=rule.title,
-                    story=rule.story,
-                    tier=tier_number,
-                    patient_id=best.patient_id,
-                    age=best.age,
-                    sex=best.sex,
-                    medicines=best.medicines,
-                    efi_category=best.efi_category,
-                    conditions=tuple(sorted(best.conditions)),
-                )
+            chosen[rule.key] = Persona(
+                key=rule.key,
+                number=number,
+                title=rule.title,
+                story=rule.story,
+                tier=level + 1,
+                patient_id=best.patient_id,
+                age=best.age,
+                sex=best.sex,
+                medicines=best.medicines,
+                efi_category=best.efi_category,
+                conditions=tuple(sorted(best.conditions)),
             )
-            break
-    return chosen
+    return sorted(chosen.values(), key=lambda persona: persona.number)
+
+
+def step_persona(keys: list[str], current: str | None, step: int) -> str | None:
+    """The persona ``step`` places after ``current`` (wrapping round), or the first when ``current`` is unknown."""
+    if not keys:
+        return None
+    if current not in keys:
+        return keys[0]
+    return keys[(keys.index(current) + step) % len(keys)]
 
 
 def workshop_personas(conn: Connection | Engine, scope: Scope) -> list[Persona]:

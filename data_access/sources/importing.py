@@ -799,8 +799,9 @@ def assign_practices(visits: pl.DataFrame) -> pl.DataFrame:
 
     ``visits`` has ``patient_source_id, org_source_id, org_name, date, primary_care`` (bool). Primary care means
     the visits a GP practice provides (Synthea's wellness and ambulatory classes, FHIR AMB, OMOP office visits).
-    Ties go to the organisation seen most recently, then to the smaller id (deterministic across re-imports). A
-    patient with no primary-care visit gets the organisation of most visits of any kind.
+    Ties go to the organisation with more visits of any kind, then to the one seen most recently, then to the
+    smaller id (deterministic across re-imports); so a patient with no primary-care visit gets the organisation of
+    most visits of any kind.
     Returns ``patient_source_id, practice_source_id, practice_name``.
     """
     schema = {"patient_source_id": pl.String, "practice_source_id": pl.String, "practice_name": pl.String}

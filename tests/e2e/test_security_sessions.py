@@ -107,7 +107,9 @@ def test_two_users_at_once_never_see_each_others_filters_or_patients(two_gps, li
     page_b.goto(f"/patient/{patients_b[0]}")
     expect(page_b.get_by_role("heading", name="Current 12-month risk")).to_be_visible()
     expect(page_b.get_by_role("heading", name="Forbidden")).to_have_count(0)
-    errors[:] = [e for e in errors if "403" not in e]  # the refused page load is reported by Chromium as an error
+    errors[:] = [
+        e for e in errors if "403" not in e
+    ]  # the refused page load is reported by Chromium as an error
 
 
 def test_sign_in_form_and_cookie_flags(browser: Browser, live_dashboard) -> None:  # noqa: ANN001

@@ -8,6 +8,7 @@ import io
 import threading
 
 import pytest
+from security_support import Browser, router_inputs, security_app, seed_practices, seed_users
 from sqlalchemy import Engine, text
 
 from data_access.queries.audit import (
@@ -18,7 +19,6 @@ from data_access.queries.audit import (
     patient_view_count,
     search_audit,
 )
-from security_support import Browser, router_inputs, security_app, seed_practices, seed_users
 
 T0 = dt.datetime(2026, 3, 1, 9, 0, 0)
 
@@ -67,8 +67,9 @@ def test_concurrent_writers_lose_nothing(db_engine: Engine) -> None:
     def write(n: int) -> None:
         try:
             for i in range(each):
-                append_audit_record(db_engine, username=f"user-{n}", role="gp", action="view_patient",
-                                    patient_id=f"p{i}")
+                append_audit_record(
+                    db_engine, username=f"user-{n}", role="gp", action="view_patient", patient_id=f"p{i}"
+                )
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 

@@ -149,16 +149,16 @@ def expected_synthea(folder: Path) -> dict[str, object]:
         if key in CONDITION_EVENTS:
             events.add((row["PATIENT"], CONDITION_EVENTS[key], day(row["START"])))
 
+    # Practice: most wellness/ambulatory visits, then most visits of any kind, then the most recent, then the id.
     practices = set()
     for patient in patients:
         visits = [e for e in encounters if e["PATIENT"] == patient["Id"] and e["ORGANIZATION"]]
-        primary = [e for e in visits if e["ENCOUNTERCLASS"] in {"wellness", "ambulatory"}]
-        pool = primary or visits
-        tally = Counter(e["ORGANIZATION"] for e in pool)
-        last = {o: max(e["START"] for e in pool if e["ORGANIZATION"] == o) for o in tally}
-        practices.add(
-            sorted(tally, key=lambda o: (-tally[o], last[o][:10] and -day(last[o]).toordinal(), o))[0]
+        primary = Counter(
+            e["ORGANIZATION"] for e in visits if e["ENCOUNTERCLASS"] in {"wellness", "ambulatory"}
         )
+        every = Counter(e["ORGANIZATION"] for e in visits)
+        last = {o: max(day(e["START"]) for e in visits if e["ORGANIZATION"] == o) for o in every}
+        practices.add(min(every, key=lambda o: (-primary[o], -every[o], -last[o].toordinal(), o)))
 
     return {
         "counts": {

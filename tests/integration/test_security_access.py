@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import dash
 import pytest
+from security_support import Browser, router_inputs, security_app, seed_practices, seed_users
 from sqlalchemy import Engine
 
 from app.security.identity import required_permission
 from data_access.db import make_engine
 from data_access.migrate import upgrade_database
 from data_access.queries.audit import AuditFilter, search_audit
-from security_support import Browser, router_inputs, security_app, seed_practices, seed_users
 
 PAGES = ["/sec-help", "/sec-worklist", "/sec-patient/pat-a1", "/sec-audit", "/sec-no-such-page"]
 
@@ -70,7 +70,9 @@ def test_crawl_without_session(app: dash.Dash) -> None:
     assert any(rule.rule == "/_dash-update-component" for rule in rules)
     for rule in rules:
         path = rule.rule.replace("<path:path>", "some/page").replace("<path:filename>", "x.css")
-        path = path.replace("<string:package_name>", "dash").replace("<path:fingerprinted_path>", "dash.v1.js")
+        path = path.replace("<string:package_name>", "dash").replace(
+            "<path:fingerprinted_path>", "dash.v1.js"
+        )
         if path.startswith(("/assets/", "/static/")) or path in {"/_favicon.ico", "/login", "/logout"}:
             continue
         if "<" in path:
@@ -103,8 +105,9 @@ def test_pages_need_a_session_then_their_permission(app: dash.Dash) -> None:
 
 def test_every_callback_with_the_wrong_role_is_403(app: dash.Dash, engine: Engine) -> None:
     """Each server callback is POSTed by every role; those lacking its declared permission get 403."""
-    from app.security import ROLE_PERMISSIONS, Role
     from security_support import USERS
+
+    from app.security import ROLE_PERMISSIONS, Role
 
     specs = [s for s in _callbacks(app) if not s.get("clientside_function") and "_pages" not in s["output"]]
     assert len(specs) >= 3
@@ -138,7 +141,9 @@ def test_gp_cannot_reach_another_practices_patient(app: dash.Dash, engine: Engin
     router = next(s["output"] for s in _callbacks(app) if "_pages_content" in s["output"])
     assert gp.callback(router, router_inputs("/sec-patient/pat-b1")).status_code == 403
     # 3. a forged data callback with the other practice's patient id
-    forged = gp.callback("sec-patient-detail.children", [{"id": "sec-patient-id", "property": "data", "value": "pat-b1"}])
+    forged = gp.callback(
+        "sec-patient-detail.children", [{"id": "sec-patient-id", "property": "data", "value": "pat-b1"}]
+    )
     assert forged.status_code == 403
     assert "pat-b1" not in forged.get_data(as_text=True) or "Record of" not in forged.get_data(as_text=True)
     after = _records(engine, username="gp-a", patient_id="pat-b1", outcome="denied")
@@ -181,8 +186,12 @@ def test_callbacks_need_the_csrf_token(app: dash.Dash) -> None:
     gp.client.get("/sec-help")
     response = gp.client.post(
         "/_dash-update-component",
-        json={"output": "sec-list.children", "outputs": {"id": "sec-list", "property": "children"},
-              "inputs": inputs, "changedPropIds": []},
+        json={
+            "output": "sec-list.children",
+            "outputs": {"id": "sec-list", "property": "children"},
+            "inputs": inputs,
+            "changedPropIds": [],
+        },
         headers={"X-CSRFToken": "forged"},
     )
     assert response.status_code == 400
@@ -192,7 +201,9 @@ def test_callbacks_need_the_csrf_token(app: dash.Dash) -> None:
 def test_login_form_needs_the_csrf_token(app: dash.Dash) -> None:
     browser = _browser(app)
     browser.client.get("/login")
-    response = browser.client.post("/login", data={"username": "gp-a", "password": "correct horse battery staple"})
+    response = browser.client.post(
+        "/login", data={"username": "gp-a", "password": "correct horse battery staple"}
+    )
     assert response.status_code == 400
     assert browser.client.get("/sec-help").status_code == 302
 
@@ -261,10 +272,10 @@ def test_production_cookies_and_hsts(engine: Engine) -> None:
         assert "demo-gp" not in page.get_data(as_text=True)
         assert page.headers["Strict-Transport-Security"].startswith("max-age=")
         response = browser.login("gp-a")
-        cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("__Host-dynairx_session="))
+        cookie = next(
+            h for h in response.headers.getlist("Set-Cookie") if h.startswith("__Host-dynairx_session=")
+        )
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
         assert "Domain" not in cookie
         assert browser.get("/sec-help").status_code == 200
         # the same secure cookie offered over plain http is not a session there (HSTS keeps browsers on https)
-
-

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dash
 import pytest
+from security_support import PASSWORD, Browser, security_app, seed_practices, seed_users
 from sqlalchemy import Engine, update
 
 import app.security.session as session_module
@@ -21,7 +22,6 @@ from data_access.migrate import upgrade_database
 from data_access.queries.audit import AuditFilter, append_audit_record, search_audit
 from data_access.schema import AppUser
 from data_access.users import UnknownUserError, UserExistsError
-from security_support import PASSWORD, Browser, security_app, seed_practices, seed_users
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -148,10 +148,14 @@ def test_idle_session_expires(engine: Engine, app: dash.Dash, monkeypatch: pytes
     response = browser.get("/sec-worklist")
     assert response.status_code == 302 and "expired=1" in response.headers["Location"]
     assert browser.get("/_dash-layout").status_code == 401
-    assert any(r.detail == "idle timeout" for r in _records(engine, username="gp-b", action="session_expired"))
+    assert any(
+        r.detail == "idle timeout" for r in _records(engine, username="gp-b", action="session_expired")
+    )
 
 
-def test_disabling_an_account_ends_its_sessions(engine: Engine, app: dash.Dash, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disabling_an_account_ends_its_sessions(
+    engine: Engine, app: dash.Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
     add_user(engine, "leaver", "pharmacist", ["PB"], PASSWORD)
     browser = Browser(app.server.test_client())
     assert browser.login("leaver").status_code == 302
@@ -164,7 +168,9 @@ def test_disabling_an_account_ends_its_sessions(engine: Engine, app: dash.Dash, 
 
 def _load_admin_page(app: dash.Dash) -> None:
     """Execute app/pages/admin_audit.py as Dash's pages loader would, into the test app."""
-    spec = importlib.util.spec_from_file_location("app.pages.admin_audit", REPO / "app" / "pages" / "admin_audit.py")
+    spec = importlib.util.spec_from_file_location(
+        "app.pages.admin_audit", REPO / "app" / "pages" / "admin_audit.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     dash.page_registry["app.pages.admin_audit"]["layout"] = module.layout
@@ -174,7 +180,14 @@ SEARCH_OUTPUT = "..audit-results.children...audit-summary.children...audit-expor
 
 
 def _search_state(**values: str) -> list[dict]:
-    ids = ["audit-username", "audit-action", "audit-patient-id", "audit-outcome", "audit-since", "audit-until"]
+    ids = [
+        "audit-username",
+        "audit-action",
+        "audit-patient-id",
+        "audit-outcome",
+        "audit-since",
+        "audit-until",
+    ]
     keys = ["username", "action", "patient_id", "outcome", "since", "until"]
     return [{"id": i, "property": "value", "value": values.get(k)} for i, k in zip(ids, keys, strict=True)]
 
@@ -184,14 +197,24 @@ def test_admin_audit_page_search_and_export(engine: Engine) -> None:
     with security_app(engine) as app:
         _load_admin_page(app)
         try:
-            append_audit_record(engine, username="=cmd|' /C calc'!A0", role=None, action="login_failed",
-                                detail="ip=1.2.3.4; reason=unknown_account", outcome="denied")
-            append_audit_record(engine, username="gp-a", role="gp", action="view_patient", patient_id="pat-a1")
+            append_audit_record(
+                engine,
+                username="=cmd|' /C calc'!A0",
+                role=None,
+                action="login_failed",
+                detail="ip=1.2.3.4; reason=unknown_account",
+                outcome="denied",
+            )
+            append_audit_record(
+                engine, username="gp-a", role="gp", action="view_patient", patient_id="pat-a1"
+            )
             admin = Browser(app.server.test_client())
             admin.login("admin")
             assert admin.get("/admin/audit").status_code == 200
             click = [{"id": "audit-search", "property": "n_clicks", "value": 1}]
-            found = admin.callback(SEARCH_OUTPUT, click, state=_search_state(username="gp-a", action="view_patient"))
+            found = admin.callback(
+                SEARCH_OUTPUT, click, state=_search_state(username="gp-a", action="view_patient")
+            )
             assert found.status_code == 200
             text = found.get_data(as_text=True)
             assert "pat-a1" in text and "export.csv?username=gp-a" in text

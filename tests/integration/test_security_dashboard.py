@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import dash
 import pytest
+from security_support import Browser
 from sqlalchemy import Engine, func, select
 
 from app.security import ROLE_PERMISSIONS, Role, ensure_demo_accounts, required_permission
@@ -21,11 +22,14 @@ from data_access.migrate import upgrade_database
 from data_access.queries.audit import AuditFilter, search_audit
 from data_access.schema import Patient
 from data_access.settings import Settings
-from security_support import Browser
 
 PASSWORD = "dashboard test password"
-ACCOUNTS = {"demo-gp": Role.GP, "demo-pharmacist": Role.PHARMACIST, "demo-researcher": Role.RESEARCHER,
-            "demo-admin": Role.ADMIN}
+ACCOUNTS = {
+    "demo-gp": Role.GP,
+    "demo-pharmacist": Role.PHARMACIST,
+    "demo-researcher": Role.RESEARCHER,
+    "demo-admin": Role.ADMIN,
+}
 PRACTICES = ("P001", "P002", "P003")
 
 
@@ -47,8 +51,14 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 
 def _settings(engine: Engine, **changes: object) -> Settings:
-    base = Settings(database_url=str(engine.url), model_service_url=None, model_service_token=None,
-                    secret_key="dashboard-test-secret-0123456789abcdef", device="cpu", demo=True)
+    base = Settings(
+        database_url=str(engine.url),
+        model_service_url=None,
+        model_service_token=None,
+        secret_key="dashboard-test-secret-0123456789abcdef",
+        device="cpu",
+        demo=True,
+    )
     return replace(base, **changes)
 
 
@@ -90,8 +100,10 @@ def _router(app: dash.Dash) -> str:
 
 
 def _route_to(pathname: str) -> list[dict]:
-    return [{"id": "_pages_location", "property": "pathname", "value": pathname},
-            {"id": "_pages_location", "property": "search", "value": ""}]
+    return [
+        {"id": "_pages_location", "property": "pathname", "value": pathname},
+        {"id": "_pages_location", "property": "search", "value": ""},
+    ]
 
 
 def test_crawl_every_route_and_callback_without_a_session(app: dash.Dash) -> None:
@@ -101,7 +113,12 @@ def test_crawl_every_route_and_callback_without_a_session(app: dash.Dash) -> Non
         path = rule.rule
         if path.startswith(("/assets/", "/static/")) or path in {"/_favicon.ico", "/login", "/logout"}:
             continue
-        for placeholder in ("<path:path>", "<patient_id>", "<path:fingerprinted_path>", "<string:package_name>"):
+        for placeholder in (
+            "<path:path>",
+            "<patient_id>",
+            "<path:fingerprinted_path>",
+            "<string:package_name>",
+        ):
             path = path.replace(placeholder, "x")
         if "GET" in rule.methods:
             response = anonymous.get(path)
@@ -136,8 +153,11 @@ def test_every_page_and_callback_declares_a_permission(app: dash.Dash) -> None:
 
 def test_crawl_every_callback_with_every_role(app: dash.Dash) -> None:
     sessions = {username: _signed_in(app, username) for username in ACCOUNTS}
-    server_callbacks = [s for s in _dependencies(app) if not s.get("clientside_function")
-                        and "_pages_content" not in s["output"]]
+    server_callbacks = [
+        s
+        for s in _dependencies(app)
+        if not s.get("clientside_function") and "_pages_content" not in s["output"]
+    ]
     assert len(server_callbacks) >= 5
     for spec in server_callbacks:
         needed = required_permission(app.callback_map[spec["output"]]["callback"])
@@ -171,15 +191,20 @@ def test_gp_cannot_see_another_practices_patient(app: dash.Dash, engine: Engine)
     assert gp.get(f"/patient/{other}").status_code == 403
     assert gp.callback(_router(app), _route_to(f"/patient/{other}")).status_code == 403
     specs = {s["output"]: s for s in _dependencies(app)}
-    patient_callbacks = [o for o, s in specs.items()
-                         if any(i["id"] == "patient-id" for i in s["inputs"] + s.get("state", []))]
+    patient_callbacks = [
+        o for o, s in specs.items() if any(i["id"] == "patient-id" for i in s["inputs"] + s.get("state", []))
+    ]
     assert patient_callbacks
     for output in patient_callbacks:
         spec = specs[output]
-        inputs = [{"id": i["id"], "property": i["property"], "value": other if i["id"] == "patient-id" else 1}
-                  for i in spec["inputs"]]
-        state = [{"id": s["id"], "property": s["property"], "value": other if s["id"] == "patient-id" else None}
-                 for s in spec.get("state", [])]
+        inputs = [
+            {"id": i["id"], "property": i["property"], "value": other if i["id"] == "patient-id" else 1}
+            for i in spec["inputs"]
+        ]
+        state = [
+            {"id": s["id"], "property": s["property"], "value": other if s["id"] == "patient-id" else None}
+            for s in spec.get("state", [])
+        ]
         response = gp.callback(output, inputs, state=state)
         assert response.status_code == 403, output
         assert other not in response.get_data(as_text=True)
@@ -188,8 +213,13 @@ def test_gp_cannot_see_another_practices_patient(app: dash.Dash, engine: Engine)
 
 
 def _rows_request(sort_model: list, filter_model: dict, start: object = 0, end: object = 50) -> list[dict]:
-    return [{"id": "worklist-grid", "property": "getRowsRequest",
-             "value": {"startRow": start, "endRow": end, "sortModel": sort_model, "filterModel": filter_model}}]
+    return [
+        {
+            "id": "worklist-grid",
+            "property": "getRowsRequest",
+            "value": {"startRow": start, "endRow": end, "sortModel": sort_model, "filterModel": filter_model},
+        }
+    ]
 
 
 ROWS_OUTPUT = "..worklist-grid.getRowsResponse...worklist-count.children...worklist-error.children.."

@@ -8,10 +8,10 @@ the shared server.
 from __future__ import annotations
 
 import pytest
+from security_support import Browser, router_inputs, security_app, seed_practices, seed_users
 from sqlalchemy import Engine, create_engine, text
 
 from data_access.queries.audit import AuditFilter, count_audit
-from security_support import Browser, router_inputs, security_app, seed_practices, seed_users
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,9 @@ def test_requests_succeed_after_the_database_drops_every_connection(pg_engine: E
     with security_app(pg_engine) as app:
         gp = Browser(app.server.test_client())
         assert gp.login("gp-a").status_code == 302
-        router = next(s["output"] for s in gp.get("/_dash-dependencies").get_json() if "_pages_content" in s["output"])
+        router = next(
+            s["output"] for s in gp.get("/_dash-dependencies").get_json() if "_pages_content" in s["output"]
+        )
         listing = [{"id": "sec-filter", "property": "value", "value": ""}]
         assert gp.callback("sec-list.children", listing).status_code == 200
         assert gp.callback(router, router_inputs("/sec-patient/pat-a1")).status_code == 200

@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
+from security_support import PASSWORD, PATIENTS, USERS, security_app, seed_practices, seed_users
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
 from data_access.queries.audit import AuditFilter, count_audit
-from security_support import PASSWORD, PATIENTS, USERS, security_app, seed_practices, seed_users
 
 CONCURRENT_USERS = 16
 DURATION_S = 4.0
@@ -31,7 +31,9 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _timed(tally: Tally, client: httpx.Client, method: str, url: str, **kwargs: object) -> httpx.Response | None:
+def _timed(
+    tally: Tally, client: httpx.Client, method: str, url: str, **kwargs: object
+) -> httpx.Response | None:
     started = time.perf_counter()
     try:
         response = client.request(method, url, **kwargs)
@@ -51,8 +53,11 @@ def _timed(tally: Tally, client: httpx.Client, method: str, url: str, **kwargs: 
 def _callback(client: httpx.Client, output: str, component: str, prop: str, value: object) -> dict:
     body = {
         "output": output,
-        "outputs": [{"id": o.rsplit(".", 1)[0], "property": o.rsplit(".", 1)[1]}
-                    for o in output.strip(".").split("...")] if output.startswith("..")
+        "outputs": [
+            {"id": o.rsplit(".", 1)[0], "property": o.rsplit(".", 1)[1]}
+            for o in output.strip(".").split("...")
+        ]
+        if output.startswith("..")
         else {"id": output.rsplit(".", 1)[0], "property": output.rsplit(".", 1)[1]},
         "inputs": [{"id": component, "property": prop, "value": value}],
         "changedPropIds": [f"{component}.{prop}"],
@@ -69,8 +74,13 @@ def _simulated_user(base_url: str, username: str, router: str, deadline: float, 
     with httpx.Client(base_url=base_url, timeout=30, follow_redirects=False) as client:
         page = _timed(tally, client, "GET", "/login")
         token = CSRF_INPUT.search(page.text).group(1) if page is not None else ""
-        signed = _timed(tally, client, "POST", "/login",
-                        data={"username": username, "password": PASSWORD, "csrf_token": token})
+        signed = _timed(
+            tally,
+            client,
+            "POST",
+            "/login",
+            data={"username": username, "password": PASSWORD, "csrf_token": token},
+        )
         if signed is None or signed.status_code != 302:
             return
         turn = 0
@@ -78,16 +88,31 @@ def _simulated_user(base_url: str, username: str, router: str, deadline: float, 
             patient = mine[turn % len(mine)]
             turn += 1
             _timed(tally, client, "GET", "/sec-worklist")
-            _timed(tally, client, "POST", "/_dash-update-component",
-                   **_callback(client, "sec-list.children", "sec-filter", "value", ""))
+            _timed(
+                tally,
+                client,
+                "POST",
+                "/_dash-update-component",
+                **_callback(client, "sec-list.children", "sec-filter", "value", ""),
+            )
             _timed(tally, client, "GET", f"/sec-patient/{patient}")
-            view = _timed(tally, client, "POST", "/_dash-update-component",
-                          **_callback(client, router, "_pages_location", "pathname", f"/sec-patient/{patient}"))
+            view = _timed(
+                tally,
+                client,
+                "POST",
+                "/_dash-update-component",
+                **_callback(client, router, "_pages_location", "pathname", f"/sec-patient/{patient}"),
+            )
             if view is not None and view.status_code == 200:
                 with tally.lock:
                     tally.views += 1
-            _timed(tally, client, "POST", "/_dash-update-component",
-                   **_callback(client, "sec-patient-detail.children", "sec-patient-id", "data", patient))
+            _timed(
+                tally,
+                client,
+                "POST",
+                "/_dash-update-component",
+                **_callback(client, "sec-patient-detail.children", "sec-patient-id", "data", patient),
+            )
 
 
 def test_concurrent_users_lose_no_audit_record(db_engine: Engine) -> None:
@@ -103,14 +128,19 @@ def test_concurrent_users_lose_no_audit_record(db_engine: Engine) -> None:
                 page = probe.get("/login")
                 token = CSRF_INPUT.search(page.text).group(1)
                 probe.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
-                router = next(s["output"] for s in probe.get("/_dash-dependencies").json()
-                              if "_pages_content" in s["output"])
+                router = next(
+                    s["output"]
+                    for s in probe.get("/_dash-dependencies").json()
+                    if "_pages_content" in s["output"]
+                )
             tally = Tally()
             clinicians = [u for u, (role, _) in USERS.items() if role in {"gp", "pharmacist"}]
             deadline = time.monotonic() + DURATION_S
             users = [
-                threading.Thread(target=_simulated_user,
-                                 args=(base_url, clinicians[i % len(clinicians)], router, deadline, tally))
+                threading.Thread(
+                    target=_simulated_user,
+                    args=(base_url, clinicians[i % len(clinicians)], router, deadline, tally),
+                )
                 for i in range(CONCURRENT_USERS)
             ]
             for user in users:
@@ -127,4 +157,3 @@ def test_concurrent_users_lose_no_audit_record(db_engine: Engine) -> None:
     p95 = statistics.quantiles(tally.latencies, n=20)[-1]
     print(f"{tally.requests} requests, {tally.views} patient views, p95 {p95 * 1000:.0f} ms")
     assert p95 < 5.0, p95
-

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
+from security_support import Browser, security_app, seed_practices, seed_users
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
@@ -30,7 +31,6 @@ from data_access.db import make_engine
 from data_access.migrate import upgrade_database
 from data_access.queries.audit import AuditFilter, search_audit
 from data_access.users import get_credentials
-from security_support import Browser, security_app, seed_practices, seed_users
 
 CLIENT_ID = "dynairx-test"
 CLIENT_SECRET = "client-secret-for-tests"
@@ -42,7 +42,9 @@ class FakeProvider:
 
     issuer: str = ""
     claims: dict[str, Any] = field(default_factory=dict)
-    key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256"}))
+    key: RSAKey = field(
+        default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256"})
+    )
     rogue_key: RSAKey | None = None
     audience: str = CLIENT_ID
     token_issuer: str | None = None
@@ -82,7 +84,9 @@ class FakeProvider:
                 "challenge": args["code_challenge"],
                 "redirect_uri": args["redirect_uri"],
             }
-            return flask.redirect(f"{args['redirect_uri']}?{urlencode({'code': code, 'state': args['state']})}")
+            return flask.redirect(
+                f"{args['redirect_uri']}?{urlencode({'code': code, 'state': args['state']})}"
+            )
 
         @provider.post("/token")
         def token() -> flask.Response:
@@ -107,8 +111,14 @@ class FakeProvider:
             }
             signer = self.rogue_key or self.key
             id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, signer)
-            return flask.jsonify({"access_token": secrets.token_urlsafe(16), "token_type": "Bearer",
-                                  "expires_in": 300, "id_token": id_token})
+            return flask.jsonify(
+                {
+                    "access_token": secrets.token_urlsafe(16),
+                    "token_type": "Bearer",
+                    "expires_in": 300,
+                    "id_token": id_token,
+                }
+            )
 
         return provider
 
@@ -145,7 +155,9 @@ def app(provider: FakeProvider, engine: Engine, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("DYNAIRX_OIDC_ISSUER", provider.issuer)
     monkeypatch.setenv("DYNAIRX_OIDC_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("DYNAIRX_OIDC_CLIENT_SECRET", CLIENT_SECRET)
-    monkeypatch.setenv("DYNAIRX_OIDC_ROLE_MAP", "cis2-gp=gp,cis2-pharmacist=pharmacist,icb-research=researcher")
+    monkeypatch.setenv(
+        "DYNAIRX_OIDC_ROLE_MAP", "cis2-gp=gp,cis2-pharmacist=pharmacist,icb-research=researcher"
+    )
     monkeypatch.setenv("DYNAIRX_OIDC_PRACTICES_CLAIM", "ods_codes")
     monkeypatch.setenv("DYNAIRX_OIDC_LABEL", "Sign in with NHS Care Identity")
     with security_app(engine) as built:
@@ -178,9 +190,15 @@ def test_login_page_offers_single_sign_on(app: dash.Dash) -> None:
     assert "Sign in with NHS Care Identity" in page and 'href="/login/oidc?next=' in page
 
 
-def test_provider_groups_grant_a_role_and_practices(app: dash.Dash, provider: FakeProvider, engine: Engine) -> None:
-    provider.claims = {"sub": "5551234", "preferred_username": "dr.jones", "groups": ["cis2-gp", "staff"],
-                       "ods_codes": ["PB"]}
+def test_provider_groups_grant_a_role_and_practices(
+    app: dash.Dash, provider: FakeProvider, engine: Engine
+) -> None:
+    provider.claims = {
+        "sub": "5551234",
+        "preferred_username": "dr.jones",
+        "groups": ["cis2-gp", "staff"],
+        "ods_codes": ["PB"],
+    }
     browser = Browser(app.server.test_client())
     done = _sso(browser)
     assert done.status_code == 302 and done.headers["Location"] == "/sec-worklist"
@@ -206,10 +224,18 @@ def test_researcher_group_needs_no_practice(app: dash.Dash, provider: FakeProvid
     ("claims", "reason"),
     [
         ({"sub": "u-2", "preferred_username": "visitor", "groups": ["staff"]}, "no group maps"),
-        ({"sub": "u-3", "preferred_username": "twohats", "groups": ["cis2-gp", "icb-research"]}, "several roles"),
-        ({"sub": "u-4", "preferred_username": "gp-a", "groups": ["cis2-gp"], "ods_codes": ["PB"]}, "local password"),
-        ({"sub": "u-5", "preferred_username": "floating", "groups": ["cis2-pharmacist"], "ods_codes": []},
-         "no practice"),
+        (
+            {"sub": "u-3", "preferred_username": "twohats", "groups": ["cis2-gp", "icb-research"]},
+            "several roles",
+        ),
+        (
+            {"sub": "u-4", "preferred_username": "gp-a", "groups": ["cis2-gp"], "ods_codes": ["PB"]},
+            "local password",
+        ),
+        (
+            {"sub": "u-5", "preferred_username": "floating", "groups": ["cis2-pharmacist"], "ods_codes": []},
+            "no practice",
+        ),
     ],
 )
 def test_provider_answers_that_grant_nothing_are_refused(
@@ -223,8 +249,15 @@ def test_provider_answers_that_grant_nothing_are_refused(
     assert any(reason in detail for detail in _denials(engine))
 
 
-def test_forged_or_misissued_tokens_are_refused(app: dash.Dash, provider: FakeProvider, engine: Engine) -> None:
-    provider.claims = {"sub": "u-6", "preferred_username": "mallory", "groups": ["cis2-gp"], "ods_codes": ["PA"]}
+def test_forged_or_misissued_tokens_are_refused(
+    app: dash.Dash, provider: FakeProvider, engine: Engine
+) -> None:
+    provider.claims = {
+        "sub": "u-6",
+        "preferred_username": "mallory",
+        "groups": ["cis2-gp"],
+        "ods_codes": ["PA"],
+    }
     attempts = {
         "signed with a key not in the provider's JWKS": {"rogue_key": RSAKey.generate_key(2048)},
         "issued for another client": {"audience": "someone-else"},

@@ -168,7 +168,9 @@ def test_a_restarted_after_a_gap_counts_from_the_restart():
 
 
 def test_past_cascade_keeps_its_period():
-    record = patient(drugs=(("sertraline", "2023-01-01", "2023-12-31"), ("zopiclone", "2023-02-01", "2023-03-01")))
+    record = patient(
+        drugs=(("sertraline", "2023-01-01", "2023-12-31"), ("zopiclone", "2023-02-01", "2023-03-01"))
+    )
     assert periods(record, "CASCADE-TC-9") == [("2023-02-01", "2023-03-01", ("sertraline", "zopiclone"))]
 
 

@@ -11,7 +11,12 @@ from app.security.passwords import WeakPasswordError, check_password_policy, has
 from app.security.roles import parse_role
 from data_access.settings import MissingSettingError, Settings
 
-CLINICAL = {Permission.VIEW_WORKLIST, Permission.VIEW_PATIENT, Permission.RUN_WHAT_IF, Permission.EXPORT_PATIENT_LIST}
+CLINICAL = {
+    Permission.VIEW_WORKLIST,
+    Permission.VIEW_PATIENT,
+    Permission.RUN_WHAT_IF,
+    Permission.EXPORT_PATIENT_LIST,
+}
 
 
 def _settings(*, demo: bool, secret: str | None) -> Settings:
@@ -134,8 +139,12 @@ OIDC = OIDCConfig(
 
 
 def test_claims_map_to_one_role_and_practices() -> None:
-    claims = {"sub": "123", "preferred_username": "jane.doe", "groups": ["gp-staff", "gp-leads", "other"],
-              "ods_codes": ["A81001"]}
+    claims = {
+        "sub": "123",
+        "preferred_username": "jane.doe",
+        "groups": ["gp-staff", "gp-leads", "other"],
+        "ods_codes": ["A81001"],
+    }
     assert identity_from_claims(claims, OIDC) == ("jane.doe", Role.GP, ["A81001"])
 
 

@@ -19,8 +19,18 @@ def test_public_paths(path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/patient/x", "/_dash-layout", "/_dash-dependencies", "/_dash-update-component",
-     "/_dash-component-suites/dash/dash.js", "/admin/audit", "/admin/audit/export.csv", "/loginx", "/assetsx"],
+    [
+        "/",
+        "/patient/x",
+        "/_dash-layout",
+        "/_dash-dependencies",
+        "/_dash-update-component",
+        "/_dash-component-suites/dash/dash.js",
+        "/admin/audit",
+        "/admin/audit/export.csv",
+        "/loginx",
+        "/assetsx",
+    ],
 )
 def test_everything_else_needs_sign_in(path: str) -> None:
     assert not is_public(path)
@@ -56,7 +66,9 @@ def test_patient_ids_are_redacted_from_log_lines() -> None:
 
 
 def test_redacting_filter_rewrites_formatted_records() -> None:
-    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '"%s %s"', ("GET", "/patient/abc123"), None)
+    record = logging.LogRecord(
+        "werkzeug", logging.INFO, __file__, 1, '"%s %s"', ("GET", "/patient/abc123"), None
+    )
     assert PatientRedactingFilter().filter(record)
     assert "abc123" not in record.getMessage()
 
@@ -75,6 +87,6 @@ def test_audit_filter_validation() -> None:
     assert export_query({"username": "a b", "action": None}) == "username=a+b"
 
 
-@pytest.mark.parametrize("cell", ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)"])
+@pytest.mark.parametrize("cell", ['=HYPERLINK("x")', "+1", "-2", "@SUM(A1)"])
 def test_csv_cells_cannot_become_formulas(cell: str) -> None:
     assert _csv_safe(cell).startswith("'")

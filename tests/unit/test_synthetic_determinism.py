@@ -40,7 +40,9 @@ def test_different_seed_gives_a_different_population(cohort: dict[str, pl.DataFr
         assert not other[table].equals(cohort[table]), table
 
 
-def test_parquet_files_are_byte_identical_and_round_trip(cohort: dict[str, pl.DataFrame], tmp_path: Path) -> None:
+def test_parquet_files_are_byte_identical_and_round_trip(
+    cohort: dict[str, pl.DataFrame], tmp_path: Path
+) -> None:
     write_cohort(cohort, tmp_path / "a")
     write_cohort(generate_cohort(N, 11), tmp_path / "b")
     assert sorted(_digests(tmp_path / "a")) == sorted(f"{t}.parquet" for t in TABLES)
@@ -49,7 +51,9 @@ def test_parquet_files_are_byte_identical_and_round_trip(cohort: dict[str, pl.Da
         assert pl.read_parquet(tmp_path / "a" / f"{table}.parquet").equals(cohort[table]), table
 
 
-def test_parquet_is_identical_across_processes_and_hash_seeds(cohort: dict[str, pl.DataFrame], tmp_path: Path) -> None:
+def test_parquet_is_identical_across_processes_and_hash_seeds(
+    cohort: dict[str, pl.DataFrame], tmp_path: Path
+) -> None:
     """Set iteration order depends on PYTHONHASHSEED; the output must not."""
     write_cohort(cohort, tmp_path / "here")
     script = (
@@ -58,7 +62,9 @@ def test_parquet_is_identical_across_processes_and_hash_seeds(cohort: dict[str, 
         f"write_cohort(generate_cohort({N}, 11), Path(sys.argv[1]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(REPO_ROOT)}
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "there")], check=True, env=env, cwd=REPO_ROOT)
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "there")], check=True, env=env, cwd=REPO_ROOT
+    )
     assert _digests(tmp_path / "here") == _digests(tmp_path / "there")
 
 

@@ -14,8 +14,31 @@ from data_access.schema import Base
 from data_access.sources.synthetic import OUTCOMES, TABLES, generate_cohort
 
 WINDOW_START, WINDOW_END = date(2021, 1, 1), date(2025, 12, 31)
-EVENT_TYPES = {"emergency_admission", "ae_attendance", "fall", "fracture", "gi_bleed", "aki", "hypoglycaemia", "death", "medication_review"}
-OBSERVATION_TYPES = {"egfr", "creatinine", "potassium", "sodium", "hba1c", "systolic_bp", "alt", "haemoglobin", "inr", "lithium", "tsh", "bmi"}
+EVENT_TYPES = {
+    "emergency_admission",
+    "ae_attendance",
+    "fall",
+    "fracture",
+    "gi_bleed",
+    "aki",
+    "hypoglycaemia",
+    "death",
+    "medication_review",
+}
+OBSERVATION_TYPES = {
+    "egfr",
+    "creatinine",
+    "potassium",
+    "sodium",
+    "hba1c",
+    "systolic_bp",
+    "alt",
+    "haemoglobin",
+    "inr",
+    "lithium",
+    "tsh",
+    "bmi",
+}
 SOCIAL_KINDS = {"care_home", "home_care", "lives_alone", "unpaid_carer"}
 
 
@@ -87,7 +110,11 @@ def test_prescriptions_carry_vocabulary_drug_data(frames: dict[str, pl.DataFrame
     drugs = DrugVocabulary.load()
     rx = frames["prescription"]
     assert set(rx["code_system"].unique()) <= {"bnf", "text"}
-    for row in rx.select("code_system", "code", "drug_key", "ingredients", "bnf_section", "atc").unique().iter_rows(named=True):
+    for row in (
+        rx.select("code_system", "code", "drug_key", "ingredients", "bnf_section", "atc")
+        .unique()
+        .iter_rows(named=True)
+    ):
         ingredients = row["ingredients"].split(";")
         assert ingredients == sorted(ingredients) and row["drug_key"] in ingredients
         assert all(drugs.get(k) is not None for k in ingredients), row
@@ -130,16 +157,25 @@ def test_records_stay_within_registration_and_life(frames: dict[str, pl.DataFram
     patient = frames["patient"].with_columns(
         last_seen=pl.min_horizontal(pl.col("died_on"), pl.col("deregistered_on"), pl.lit(WINDOW_END))
     )
-    assert patient.filter(pl.col("died_on").is_not_null() & pl.col("deregistered_on").is_not_null()).is_empty()
+    assert patient.filter(
+        pl.col("died_on").is_not_null() & pl.col("deregistered_on").is_not_null()
+    ).is_empty()
     assert patient.filter(pl.col("died_on") < pl.col("registered_on")).is_empty()
     for table in ("observation", "event"):
         joined = frames[table].join(patient, left_on="patient_id", right_on="id")
-        outside = joined.filter((pl.col("date") < pl.col("registered_on")) | (pl.col("date") > pl.col("last_seen")))
+        outside = joined.filter(
+            (pl.col("date") < pl.col("registered_on")) | (pl.col("date") > pl.col("last_seen"))
+        )
         assert outside.is_empty(), table
     deaths = frames["event"].filter(pl.col("type") == "death")
     died = patient.filter(pl.col("died_on").is_not_null())
     assert deaths["patient_id"].is_unique().all()
-    assert deaths.join(died, left_on="patient_id", right_on="id").filter(pl.col("date") == pl.col("died_on")).height == died.height
+    assert (
+        deaths.join(died, left_on="patient_id", right_on="id")
+        .filter(pl.col("date") == pl.col("died_on"))
+        .height
+        == died.height
+    )
     rx = frames["prescription"].join(patient, left_on="patient_id", right_on="id")
     assert rx.filter(pl.col("start") > pl.col("last_seen")).is_empty()
     ended = rx.filter(pl.col("died_on").is_not_null())
@@ -153,7 +189,11 @@ def test_truth_rows_cover_observed_patient_months(frames: dict[str, pl.DataFrame
     assert (truth["month"].dt.day() == 1).all()
     assert truth.select("patient_id", "month", "outcome").is_unique().all()
     patient = frames["patient"]
-    first = truth.group_by("patient_id").agg(pl.col("month").min()).join(patient, left_on="patient_id", right_on="id")
+    first = (
+        truth.group_by("patient_id")
+        .agg(pl.col("month").min())
+        .join(patient, left_on="patient_id", right_on="id")
+    )
     assert first.filter(pl.col("month") < pl.col("registered_on")).is_empty()
     dead = truth.join(patient.filter(pl.col("died_on").is_not_null()), left_on="patient_id", right_on="id")
     assert dead.filter(pl.col("month") > pl.col("died_on")).is_empty()

@@ -11,7 +11,13 @@ import pytest
 from clinical.vocabulary import DrugVocabulary
 from data_access.sources.synthetic import generate_cohort
 from data_access.sources.synthetic.engine import World
-from data_access.sources.synthetic.hazards import COMPONENTS, EFFECTS, HazardModel, MonthlyRisk, twelve_month_risk
+from data_access.sources.synthetic.hazards import (
+    COMPONENTS,
+    EFFECTS,
+    HazardModel,
+    MonthlyRisk,
+    twelve_month_risk,
+)
 
 LANDMARKS = [date(2021 + i // 2, 1 + 6 * (i % 2), 1) for i in range(9)]
 
@@ -37,11 +43,17 @@ def _hazard(component: str, *terms: str) -> float:
         ("gi_bleed", ("nsaid",), ("anticoagulant",)),
         ("gi_bleed", ("nsaid",), ("oral_corticosteroid",)),
         ("aki", ("nsaid", "nsaid_new"), ("renin_angiotensin", "diuretic")),
-        ("hypoglycaemia", ("sulfonylurea", "diabetes", "hypo_risk_drug"), ("egfr_lt_30", "egfr_lt_45", "egfr_lt_60")),
+        (
+            "hypoglycaemia",
+            ("sulfonylurea", "diabetes", "hypo_risk_drug"),
+            ("egfr_lt_30", "egfr_lt_45", "egfr_lt_60"),
+        ),
         ("fall", ("opioid",), ("benzodiazepine", "benzodiazepine_or_z_drug")),
     ],
 )
-def test_a_harmful_combination_exceeds_the_sum_of_its_parts(component: str, a: tuple[str, ...], b: tuple[str, ...]) -> None:
+def test_a_harmful_combination_exceeds_the_sum_of_its_parts(
+    component: str, a: tuple[str, ...], b: tuple[str, ...]
+) -> None:
     """Relative excess risk due to interaction > 0: the joint excess is more than the two excesses added."""
     base = _hazard(component)
     joint = _hazard(component, *a, *b) - base
@@ -57,7 +69,9 @@ def test_a_harmful_combination_exceeds_the_sum_of_its_parts(component: str, a: t
         ("death", ("opioid",), ("benzodiazepine_or_z_drug",)),
     ],
 )
-def test_planted_interactions_exceed_the_product_of_main_effects(component: str, a: tuple[str, ...], b: tuple[str, ...]) -> None:
+def test_planted_interactions_exceed_the_product_of_main_effects(
+    component: str, a: tuple[str, ...], b: tuple[str, ...]
+) -> None:
     base = _hazard(component, "diabetes") if component == "hypoglycaemia" else _hazard(component)
     extra = ("diabetes",) if component == "hypoglycaemia" else ()
     ratio_a = _hazard(component, *extra, *a) / base
@@ -72,7 +86,9 @@ def test_every_effect_is_sourced_and_uses_known_terms() -> None:
     for effect in EFFECTS:
         assert effect.component in COMPONENTS and effect.rate_ratio > 0
         assert effect.source.strip(), effect
-        assert "assumption" in effect.source or any(str(y) in effect.source for y in range(1990, 2026)), effect
+        assert "assumption" in effect.source or any(str(y) in effect.source for y in range(1990, 2026)), (
+            effect
+        )
         assert set(effect.terms) <= set(covariates), effect
     for term in HazardModel().terms:
         assert term in covariates, term
@@ -100,8 +116,21 @@ def frames() -> dict[str, pl.DataFrame]:
 def landmark_states(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """Truth at the landmarks joined with each patient's repeat-medicine classes and age on that day."""
     drugs = DrugVocabulary.load()
-    classes = ("nsaid", "anticoagulant", "renin_angiotensin", "diuretic", "opioid", "benzodiazepine", "z_drug")
-    repeats = frames["prescription"].filter(pl.col("repeat")).with_columns(pl.col("ingredients").str.split(";")).explode("ingredients")
+    classes = (
+        "nsaid",
+        "anticoagulant",
+        "renin_angiotensin",
+        "diuretic",
+        "opioid",
+        "benzodiazepine",
+        "z_drug",
+    )
+    repeats = (
+        frames["prescription"]
+        .filter(pl.col("repeat"))
+        .with_columns(pl.col("ingredients").str.split(";"))
+        .explode("ingredients")
+    )
     landmarks = pl.DataFrame({"month": LANDMARKS})
     active = repeats.join(landmarks, how="cross").filter(
         (pl.col("start") < pl.col("month")) & (pl.col("stop").is_null() | (pl.col("stop") >= pl.col("month")))
@@ -109,7 +138,11 @@ def landmark_states(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     flags = active.group_by("patient_id", "month").agg(
         [pl.col("ingredients").is_in(sorted(drugs.members(c))).any().alias(c) for c in classes]
     )
-    truth = frames["synthetic_truth"].filter(pl.col("month").is_in(LANDMARKS)).pivot(on="outcome", index=["patient_id", "month"], values="risk")
+    truth = (
+        frames["synthetic_truth"]
+        .filter(pl.col("month").is_in(LANDMARKS))
+        .pivot(on="outcome", index=["patient_id", "month"], values="risk")
+    )
     patients = frames["patient"].select("id", "birth_year")
     return (
         truth.join(flags, on=["patient_id", "month"], how="left")
@@ -144,7 +177,9 @@ def _auroc(score: np.ndarray, label: np.ndarray) -> float:
     ranks = np.empty(score.size)
     ranks[np.argsort(score, kind="stable")] = np.arange(1, score.size + 1)
     positives = label.sum()
-    return float((ranks[label].sum() - positives * (positives + 1) / 2) / (positives * (label.size - positives)))
+    return float(
+        (ranks[label].sum() - positives * (positives + 1) / 2) / (positives * (label.size - positives))
+    )
 
 
 @pytest.mark.parametrize(
@@ -156,10 +191,14 @@ def _auroc(score: np.ndarray, label: np.ndarray) -> float:
         ("death", ("death",), 0.6, 1.5),
     ],
 )
-def test_true_risk_matches_what_happens_next(frames: dict[str, pl.DataFrame], outcome: str, types: tuple[str, ...], low: float, high: float) -> None:
+def test_true_risk_matches_what_happens_next(
+    frames: dict[str, pl.DataFrame], outcome: str, types: tuple[str, ...], low: float, high: float
+) -> None:
     landmark = date(2022, 1, 1)
     truth = frames["synthetic_truth"].filter((pl.col("month") == landmark) & (pl.col("outcome") == outcome))
-    events = frames["event"].filter(pl.col("type").is_in(types) & pl.col("date").is_between(landmark, date(2022, 12, 31)))
+    events = frames["event"].filter(
+        pl.col("type").is_in(types) & pl.col("date").is_between(landmark, date(2022, 12, 31))
+    )
     label = truth["patient_id"].is_in(events["patient_id"].unique().implode()).to_numpy()
     risk = truth["risk"].to_numpy()
     assert low <= label.mean() / risk.mean() <= high

@@ -47,10 +47,10 @@ def generate_cohort(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=None, unit="month", desc="simulating")
+        months = (end.year - start.year) * 12 + end.month - start.month + 1
+        bar = tqdm(total=max(months, 0), unit="month", desc=f"simulating {n_patients:,d} patients")
 
         def report(done: int, total: int) -> None:
-            bar.total = total
             bar.update(done - bar.n)
 
         try:

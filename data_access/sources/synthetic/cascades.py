@@ -1,7 +1,7 @@
 """Prescribing cascades planted in the synthetic population, so that sequence-symmetry methods can be checked.
 
 A prescribing cascade: a drug's adverse effect is misread as a new condition and treated with a second drug
-(Rochon PA, Gurwitz JH. Lancet 1995;345:1096). Each planted cascade adds, for every patient who newly starts a
+(Rochon PA, Gurwitz JH. BMJ 1997;315:1096-9). Each planted cascade adds, for every patient who newly starts a
 drug of the *index* class (not on that class the day before; switches within the class do not count), an extra
 probability ``excess_probability`` of starting a *marker* drug at a uniformly random day 7 to ``window_days``
 days later (if not already on it). Marker starts for any other reason (heart failure for loop diuretics,
@@ -71,7 +71,7 @@ PLANTED_CASCADES: tuple[PlantedCascade, ...] = (
         window_days=90,
         excess_probability=0.05,
         evidence="ACE-inhibitor cough occurs in about 10% of users (NICE CKS Hypertension, adverse effects); a cough "
-        "suppressant prescribed for it is a classic cascade (Rochon & Gurwitz, Lancet 1995)",
+        "suppressant prescribed for it is a classic cascade (Rochon & Gurwitz, BMJ 1997)",
     ),
 )
 MIN_DELAY_DAYS = 7

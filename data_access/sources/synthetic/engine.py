@@ -22,7 +22,13 @@ from clinical.vocabulary import ConditionVocabulary, DrugVocabulary
 from data_access.sources.synthetic import hazards as hz
 from data_access.sources.synthetic import social
 from data_access.sources.synthetic.calendar import DAYS_PER_YEAR, NO_DATE, MonthGrid, epoch_day
-from data_access.sources.synthetic.conditions import CONDITIONS, DERIVED_CONDITIONS, FACTORS, MI_SHARE_OF_IHD, ConditionModel
+from data_access.sources.synthetic.conditions import (
+    CONDITIONS,
+    DERIVED_CONDITIONS,
+    FACTORS,
+    MI_SHARE_OF_IHD,
+    ConditionModel,
+)
 from data_access.sources.synthetic.demography import (
     ENRICHED_MULTIMORBIDITY_SHIFT,
     ETHNIC_GROUPS,
@@ -45,8 +51,17 @@ from data_access.sources.synthetic.physiology import (
 from data_access.sources.synthetic.prescribing import AcuteExposure, MedicineTable, Prescriber
 
 FAR_FUTURE = np.int32(2**31 - 1)
-EVENT_TYPES = ("emergency_admission", "ae_attendance", "fall", "fracture", "gi_bleed", "aki", "hypoglycaemia", "death",
-               "medication_review")
+EVENT_TYPES = (
+    "emergency_admission",
+    "ae_attendance",
+    "fall",
+    "fracture",
+    "gi_bleed",
+    "aki",
+    "hypoglycaemia",
+    "death",
+    "medication_review",
+)
 OUTCOMES = ("emergency_admission", "fall_fracture", "medication_harm", "death")
 OBSERVATION_TYPES = tuple(t for types in PANELS.values() for t in types)
 
@@ -69,7 +84,14 @@ class Records:
 
     def add_observation(self, who: np.ndarray, kind: str, value: np.ndarray, day: np.ndarray) -> None:
         if who.size:
-            self.observation.append((who.astype(np.int32), OBSERVATION_TYPES.index(kind), value.astype(np.float64), day.astype(np.int32)))
+            self.observation.append(
+                (
+                    who.astype(np.int32),
+                    OBSERVATION_TYPES.index(kind),
+                    value.astype(np.float64),
+                    day.astype(np.int32),
+                )
+            )
 
 
 @dataclass
@@ -90,13 +112,17 @@ class Simulation:
 class World:
     """Per-patient state shared by the sub-models; attribute arrays are indexed by patient number."""
 
-    def __init__(self, n: int, seed: int, start: date, end: date, practices: int | None, enrich_smr: bool) -> None:
+    def __init__(
+        self, n: int, seed: int, start: date, end: date, practices: int | None, enrich_smr: bool
+    ) -> None:
         self.rng = np.random.default_rng(seed)
         rng = self.rng
         self.n = n
         self.grid = MonthGrid.spanning(start, end)
         self.practices = make_practices(practice_count(n, practices), rng)
-        self.demography = sample_demography(n, self.practices, self.grid.first_day, self.grid.last_day, enrich_smr, rng)
+        self.demography = sample_demography(
+            n, self.practices, self.grid.first_day, self.grid.last_day, enrich_smr, rng
+        )
         d = self.demography
         self.male = d.male
         self.black = np.asarray(ETHNIC_GROUPS)[d.ethnicity] == "Black"
@@ -104,8 +130,12 @@ class World:
         self.factors = rng.normal(size=(n, len(FACTORS)))
         if enrich_smr:
             self.factors[:, 0] += ENRICHED_MULTIMORBIDITY_SHIFT
-        self.condition_model = ConditionModel.build(CONDITIONS, self.factors, d.male, d.deprivation, np.asarray(ETHNIC_GROUPS)[d.ethnicity])
-        self.social_model = ConditionModel.build(social.SOCIAL_SPECS, self.factors, d.male, d.deprivation, np.asarray(ETHNIC_GROUPS)[d.ethnicity])
+        self.condition_model = ConditionModel.build(
+            CONDITIONS, self.factors, d.male, d.deprivation, np.asarray(ETHNIC_GROUPS)[d.ethnicity]
+        )
+        self.social_model = ConditionModel.build(
+            social.SOCIAL_SPECS, self.factors, d.male, d.deprivation, np.asarray(ETHNIC_GROUPS)[d.ethnicity]
+        )
         self.condition_keys = self.condition_model.keys + DERIVED_CONDITIONS
         self.ci = {k: i for i, k in enumerate(self.condition_keys)}
         self.has_matrix = np.zeros((n, len(self.condition_keys)), dtype=bool)
@@ -168,7 +198,9 @@ class World:
 
     def schedule(self, panel: str, who: np.ndarray, day: np.ndarray | int) -> None:
         if np.size(who):
-            self.next_due[panel][who] = np.minimum(self.next_due[panel][who], np.asarray(day, dtype=np.int64).clip(max=FAR_FUTURE))
+            self.next_due[panel][who] = np.minimum(
+                self.next_due[panel][who], np.asarray(day, dtype=np.int64).clip(max=FAR_FUTURE)
+            )
 
     def on_prescription_start(self, slot: str, who: np.ndarray, day: np.ndarray) -> None:
         """Monitoring that starting a medicine calls for (NICE NG203: U&E 1-2 weeks after a RAS blocker; NICE
@@ -178,12 +210,21 @@ class World:
         recent = day >= self.grid.first_day
         who, day = who[recent], day[recent]
         soon = day + self.rng.integers(7, 22, size=day.size)
-        if slot in ("renin_angiotensin", "mineralocorticoid_antagonist", "loop_diuretic", "thiazide", "lithium", "anticoagulant"):
+        if slot in (
+            "renin_angiotensin",
+            "mineralocorticoid_antagonist",
+            "loop_diuretic",
+            "thiazide",
+            "lithium",
+            "anticoagulant",
+        ):
             self.schedule("renal", who, soon)
         if slot == "statin":
             self.schedule("lft", who, day + 90)
         if slot == "anticoagulant":
-            warfarin = self.table.member("vitamin_k_antagonist")[self.prescriber.med[self.prescriber.s("anticoagulant"), who] + 1]
+            warfarin = self.table.member("vitamin_k_antagonist")[
+                self.prescriber.med[self.prescriber.s("anticoagulant"), who] + 1
+            ]
             self.schedule("inr", who[warfarin], soon[warfarin])
         if slot == "lithium":
             self.schedule("lithium", who, soon)
@@ -199,7 +240,9 @@ class World:
         rng, n = self.rng, self.n
         self._nan = np.full(n, np.nan)
         self._no_days = np.full(n, NO_DATE, dtype=np.int32)
-        self._ltc_columns = [self.ci[k] for k in self.condition_keys if k in self.conditions.long_term_conditions]
+        self._ltc_columns = [
+            self.ci[k] for k in self.condition_keys if k in self.conditions.long_term_conditions
+        ]
         first = self.grid.first_day
         age = self.age
         model = self.condition_model
@@ -208,7 +251,9 @@ class World:
         for c in range(len(model.specs)):
             who = np.flatnonzero(has[:, c])
             onset_age = model.onset_ages(c, who, age[who], prevalence[who, c], rng.random(who.size))
-            self._set_condition(who, c, (self.birth_day[who] + onset_age * DAYS_PER_YEAR).astype(np.int32), record=True)
+            self._set_condition(
+                who, c, (self.birth_day[who] + onset_age * DAYS_PER_YEAR).astype(np.int32), record=True
+            )
         self._initial_derived_conditions()
         self._initial_social()
         self.egfr = self.physiology.egfr(age)
@@ -220,11 +265,18 @@ class World:
             interval = self._interval_months(panel)
             finite = np.isfinite(interval)
             phase = rng.random(n) * np.where(finite, interval, 0.0) * 30.4 * self.physiology.overdue_factor
-            self.next_due[panel] = np.where(finite, first + phase, FAR_FUTURE).astype(np.int64).clip(max=FAR_FUTURE).astype(np.int32)
+            self.next_due[panel] = (
+                np.where(finite, first + phase, FAR_FUTURE)
+                .astype(np.int64)
+                .clip(max=FAR_FUTURE)
+                .astype(np.int32)
+            )
         self.last_test = {panel: np.full(n, NO_DATE, dtype=np.int32) for panel in PANELS}
         self.interval_used = {panel: self._interval_months(panel) for panel in PANELS}
 
-    def _set_condition(self, who: np.ndarray, c: int, day: np.ndarray, record: bool, variant: np.ndarray | None = None) -> None:
+    def _set_condition(
+        self, who: np.ndarray, c: int, day: np.ndarray, record: bool, variant: np.ndarray | None = None
+    ) -> None:
         day = np.broadcast_to(np.asarray(day, dtype=np.int32), who.shape)
         fresh = ~self.has_matrix[who, c]
         who, day = who[fresh], day[fresh]
@@ -235,18 +287,26 @@ class World:
         self.onset_matrix[who, c] = day
         if record:
             code = np.zeros(who.size, dtype=np.int8) if variant is None else variant
-            self.records.condition.append((who.astype(np.int32), np.full(who.size, c, dtype=np.int16), day.astype(np.int32), code))
+            self.records.condition.append(
+                (who.astype(np.int32), np.full(who.size, c, dtype=np.int16), day.astype(np.int32), code)
+            )
 
-    def add_condition(self, key: str, who: np.ndarray, day: np.ndarray, variant: np.ndarray | None = None) -> None:
+    def add_condition(
+        self, key: str, who: np.ndarray, day: np.ndarray, variant: np.ndarray | None = None
+    ) -> None:
         """Record a new condition for those of ``who`` who do not have it yet."""
         c = self.ci[key]
         new = ~self.has_matrix[who, c]
-        self._set_condition(who[new], c, day[new], record=True, variant=None if variant is None else variant[new])
+        self._set_condition(
+            who[new], c, day[new], record=True, variant=None if variant is None else variant[new]
+        )
 
     def _initial_derived_conditions(self) -> None:
         rng = self.rng
         ihd = np.flatnonzero(self.has("ischaemic_heart_disease") & (rng.random(self.n) < MI_SHARE_OF_IHD))
-        self._set_condition(ihd, self.ci["myocardial_infarction"], self.onset("ischaemic_heart_disease")[ihd], record=True)
+        self._set_condition(
+            ihd, self.ci["myocardial_infarction"], self.onset("ischaemic_heart_disease")[ihd], record=True
+        )
         egfr = self.physiology.egfr(self.age)
         ckd = np.flatnonzero(egfr < EGFR_CKD_THRESHOLD)
         crossed = self.physiology.age_egfr_crosses(EGFR_CKD_THRESHOLD)[ckd]
@@ -285,7 +345,11 @@ class World:
             advance = (needed >= step) & (reached == step - 1) & (rng.random(n) < 0.85)
             reached = np.where(advance, step, reached)
         self.htn_baseline_steps = reached
-        years = np.where(self.has("type2_diabetes"), (self.grid.first_day - self.onset("type2_diabetes")) / DAYS_PER_YEAR, 0.0)
+        years = np.where(
+            self.has("type2_diabetes"),
+            (self.grid.first_day - self.onset("type2_diabetes")) / DAYS_PER_YEAR,
+            0.0,
+        )
         level = self.physiology.hba1c(self.has("type2_diabetes"), years, np.zeros(n))
         steps = np.where((level >= 48) & (rng.random(n) < 0.9), 1, 0).astype(np.int8)
         lowered = np.where(steps == 1, 11.0, 0.0)
@@ -301,24 +365,41 @@ class World:
         self.egfr = self.physiology.egfr(self.age)
         antihypertensives = sum(
             p.on(k).astype(np.int8)
-            for k in ("renin_angiotensin", "dihydropyridine", "thiazide", "mineralocorticoid_antagonist",
-                      "alpha_blocker_antihypertensive", "beta_blocker", "loop_diuretic")
+            for k in (
+                "renin_angiotensin",
+                "dihydropyridine",
+                "thiazide",
+                "mineralocorticoid_antagonist",
+                "alpha_blocker_antihypertensive",
+                "beta_blocker",
+                "loop_diuretic",
+            )
         )
         self.antihypertensive_count = antihypertensives
         self.sbp = self.physiology.systolic(self.age, self.has("hypertension"), antihypertensives)
         self.bp_target = bp_target(self.age)
         diabetic = self.any_of(("type2_diabetes", "type1_diabetes"))
-        onset = np.where(self.has("type1_diabetes"), self.onset("type1_diabetes"), self.onset("type2_diabetes"))
+        onset = np.where(
+            self.has("type1_diabetes"), self.onset("type1_diabetes"), self.onset("type2_diabetes")
+        )
         years = np.where(diabetic, np.maximum(self.month_start - onset, 0) / DAYS_PER_YEAR, 0.0)
         lowering = sum(
-            step * p.on(k) for k, step in zip(("metformin", "diabetes_second_line", "diabetes_third_line", "basal_insulin"),
-                                              (11.0, 9.0, 8.0, 15.0), strict=True)
+            step * p.on(k)
+            for k, step in zip(
+                ("metformin", "diabetes_second_line", "diabetes_third_line", "basal_insulin"),
+                (11.0, 9.0, 8.0, 15.0),
+                strict=True,
+            )
         )
-        lowering = lowering + np.where(self.has("type1_diabetes"), 0.0, 0.0)
         self.hba1c = self.physiology.hba1c(diabetic, years, lowering)
         self.potassium = (
-            4.3 + self.physiology.potassium_offset + 0.15 * p.on("renin_angiotensin") + 0.3 * p.on("mineralocorticoid_antagonist")
-            + 0.25 * (self.egfr < 45) + 0.35 * (self.egfr < 30) - 0.2 * (p.on("loop_diuretic") | p.on("thiazide"))
+            4.3
+            + self.physiology.potassium_offset
+            + 0.15 * p.on("renin_angiotensin")
+            + 0.3 * p.on("mineralocorticoid_antagonist")
+            + 0.25 * (self.egfr < 45)
+            + 0.35 * (self.egfr < 30)
+            - 0.2 * (p.on("loop_diuretic") | p.on("thiazide"))
         )
         self.medicines, self.acb = p.medicine_count_and_acb()
         self.deficits = self._efi_deficits()
@@ -364,8 +445,19 @@ class World:
         category = self.efi_category_index()
         for i, name in enumerate(("frailty_mild", "frailty_moderate", "frailty_severe"), start=1):
             x[name] = (category == i).astype(f)
-        for key in ("dementia", "parkinsons", "stroke_tia", "visual_impairment", "urinary_incontinence", "dizziness",
-                    "osteoporosis", "heart_failure", "copd", "cancer", "alcohol_misuse"):
+        for key in (
+            "dementia",
+            "parkinsons",
+            "stroke_tia",
+            "visual_impairment",
+            "urinary_incontinence",
+            "dizziness",
+            "osteoporosis",
+            "heart_failure",
+            "copd",
+            "cancer",
+            "alcohol_misuse",
+        ):
             x[key] = self.has(key).astype(f)
         x["diabetes"] = self.any_of(("type2_diabetes", "type1_diabetes")).astype(f)
         x["ulcer_or_bleed_history"] = self.any_of(("peptic_ulcer", "gi_bleed_history")).astype(f)
@@ -378,15 +470,44 @@ class World:
         x["egfr_lt_60"] = (self.egfr < 60).astype(f)
         x["egfr_lt_45"] = (self.egfr < 45).astype(f)
         x["egfr_lt_30"] = (self.egfr < 30).astype(f)
-        for key in ("nsaid", "oral_corticosteroid", "z_drug", "opioid", "benzodiazepine", "anticoagulant", "antiplatelet",
-                    "ssri", "mra", "antidepressant", "antipsychotic", "gabapentinoid", "sulfonylurea", "insulin",
-                    "alpha_blocker", "antihypertensive", "renin_angiotensin", "diuretic"):
+        for key in (
+            "nsaid",
+            "oral_corticosteroid",
+            "z_drug",
+            "opioid",
+            "benzodiazepine",
+            "anticoagulant",
+            "antiplatelet",
+            "ssri",
+            "mra",
+            "antidepressant",
+            "antipsychotic",
+            "gabapentinoid",
+            "sulfonylurea",
+            "insulin",
+            "alpha_blocker",
+            "antihypertensive",
+            "renin_angiotensin",
+            "diuretic",
+        ):
             x[key] = p.on_class(key).astype(f)
         x["nsaid_new"] = p.started_within("nsaid", self.month_start, 60).astype(f)
         x["benzodiazepine_or_z_drug"] = np.maximum(x["benzodiazepine"], x["z_drug"])
         x["_ppi"] = p.on_class("ppi").astype(f)
-        x["ppi_with_bleeding_drug"] = x["_ppi"] * (np.maximum(np.maximum(x["nsaid"], x["antiplatelet"]), x["anticoagulant"]))
-        cns = sum(p.class_count(k) for k in ("antiepileptic", "antipsychotic", "benzodiazepine", "z_drug", "antidepressant", "opioid"))
+        x["ppi_with_bleeding_drug"] = x["_ppi"] * (
+            np.maximum(np.maximum(x["nsaid"], x["antiplatelet"]), x["anticoagulant"])
+        )
+        cns = sum(
+            p.class_count(k)
+            for k in (
+                "antiepileptic",
+                "antipsychotic",
+                "benzodiazepine",
+                "z_drug",
+                "antidepressant",
+                "opioid",
+            )
+        )
         x["_cns_count"] = cns.astype(f)
         x["cns_active_3plus"] = (cns >= 3).astype(f)
         x["acb_3plus"] = (self.acb >= 3).astype(f)
@@ -400,7 +521,9 @@ class World:
         x["osteoporosis_treated"] = (self.has("osteoporosis") & p.on_class("bone_antiresorptive")).astype(f)
         return x
 
-    def with_acute(self, x: dict[str, np.ndarray], base: hz.MonthlyRisk, acute: AcuteExposure) -> hz.MonthlyRisk:
+    def with_acute(
+        self, x: dict[str, np.ndarray], base: hz.MonthlyRisk, acute: AcuteExposure
+    ) -> hz.MonthlyRisk:
         """The month's hazards including acute courses: re-evaluated only for patients who had one."""
         idx = np.flatnonzero(acute.nsaid | acute.oral_corticosteroid | acute.z_drug | acute.opioid)
         if idx.size == 0:
@@ -413,7 +536,9 @@ class World:
             sub[key] = np.maximum(sub[key], added)
         sub["nsaid_new"] = np.maximum(sub["nsaid_new"], acute.nsaid[idx])
         sub["benzodiazepine_or_z_drug"] = np.maximum(sub["benzodiazepine"], sub["z_drug"])
-        sub["ppi_with_bleeding_drug"] = sub["_ppi"] * np.maximum(np.maximum(sub["nsaid"], sub["antiplatelet"]), sub["anticoagulant"])
+        sub["ppi_with_bleeding_drug"] = sub["_ppi"] * np.maximum(
+            np.maximum(sub["nsaid"], sub["antiplatelet"]), sub["anticoagulant"]
+        )
         sub["cns_active_3plus"] = (sub["_cns_count"] >= 3).astype(np.float32)
         risk = self.hazards.monthly(sub)
         components = {c: v.copy() for c, v in base.components.items()}
@@ -427,7 +552,9 @@ class World:
     def run(self, progress: Callable[[int, int], None] | None = None) -> Simulation:
         self.initialise()
         registered_day = self.demography.registered_day
-        deregistered_day = np.where(self.demography.deregistered_day == NO_DATE, FAR_FUTURE, self.demography.deregistered_day)
+        deregistered_day = np.where(
+            self.demography.deregistered_day == NO_DATE, FAR_FUTURE, self.demography.deregistered_day
+        )
         for t in range(self.grid.count):
             self.t = t
             self.month_start = int(self.grid.starts[t])
@@ -435,7 +562,11 @@ class World:
             self._refresh_latent()
             x = self.covariates()
             base = self.hazards.monthly(x)
-            observed = self.alive & (registered_day <= self.grid.month_firsts[t]) & (deregistered_day > self.grid.month_firsts[t])
+            observed = (
+                self.alive
+                & (registered_day <= self.grid.month_firsts[t])
+                & (deregistered_day > self.grid.month_firsts[t])
+            )
             self._record_truth(t, base, observed)
             acute = self.prescriber.acute_courses(self, t)
             risk = self.with_acute(x, base, acute)
@@ -544,10 +675,18 @@ class World:
                 self.physiology.egfr_loss[who] += rng.uniform(3.0, 10.0, who.size).astype(np.float32)
             elif kind == "emergency_admission":
                 self.last_admission_day[who] = day[who]
-        harm_day = np.minimum(np.minimum(np.where(gi_bleed, gi_day, FAR_FUTURE), np.where(aki, aki_day, FAR_FUTURE)),
-                              np.where(hypo, hypo_day, FAR_FUTURE))
-        self.prescriber.after_harm(self, t, gi_bleed & (gi_day <= cutoff), aki & (aki_day <= cutoff), hypo & (hypo_day <= cutoff),
-                                   np.minimum(harm_day, grid.ends[t]).astype(np.int32))
+        harm_day = np.minimum(
+            np.minimum(np.where(gi_bleed, gi_day, FAR_FUTURE), np.where(aki, aki_day, FAR_FUTURE)),
+            np.where(hypo, hypo_day, FAR_FUTURE),
+        )
+        self.prescriber.after_harm(
+            self,
+            t,
+            gi_bleed & (gi_day <= cutoff),
+            aki & (aki_day <= cutoff),
+            hypo & (hypo_day <= cutoff),
+            np.minimum(harm_day, grid.ends[t]).astype(np.int32),
+        )
         dead = np.flatnonzero(death)
         self.records.add_event(dead, "death", death_day[dead])
         self._leave(dead, death_day[dead])
@@ -562,7 +701,9 @@ class World:
         self.alive[who] = False
 
     def _deregister(self, t: int, deregistered_day: np.ndarray) -> None:
-        who = np.flatnonzero(self.alive & (deregistered_day >= self.grid.starts[t]) & (deregistered_day <= self.grid.ends[t]))
+        who = np.flatnonzero(
+            self.alive & (deregistered_day >= self.grid.starts[t]) & (deregistered_day <= self.grid.ends[t])
+        )
         self._leave(who, deregistered_day[who])
 
     def _close_social(self, who: np.ndarray, day: np.ndarray | None) -> None:
@@ -570,8 +711,14 @@ class World:
             on = who[self.social_on[who, k]]
             if on.size == 0:
                 continue
-            end = np.full(on.size, NO_DATE, dtype=np.int32) if day is None else np.maximum(day[self.social_on[who, k]], self.social_start[on, k])
-            self.records.social.append((on.astype(np.int32), k, self.social_start[on, k].copy(), end.astype(np.int32)))
+            end = (
+                np.full(on.size, NO_DATE, dtype=np.int32)
+                if day is None
+                else np.maximum(day[self.social_on[who, k]], self.social_start[on, k])
+            )
+            self.records.social.append(
+                (on.astype(np.int32), k, self.social_start[on, k].copy(), end.astype(np.int32))
+            )
             self.social_on[on, k] = False
 
     # ------------------------------------------------------------------ conditions and social care
@@ -579,7 +726,9 @@ class World:
         rng, grid = self.rng, self.grid
         probability = self.condition_model.monthly_onset_probability(self.age)
         model_columns = len(self.condition_model.specs)
-        new = (rng.random(probability.shape, dtype=np.float32) < probability) & ~self.has_matrix[:, :model_columns]
+        new = (rng.random(probability.shape, dtype=np.float32) < probability) & ~self.has_matrix[
+            :, :model_columns
+        ]
         new &= self.alive[:, None]
         for c in np.flatnonzero(new.any(axis=0)):
             who = np.flatnonzero(new[:, c])
@@ -652,11 +801,20 @@ class World:
 
         egfr = self.egfr
         if panel == "renal":
-            monitored = (p.on_class("renin_angiotensin") | p.on_class("diuretic") | p.on("metformin") | p.on_class("doac")
-                         | p.on("digoxin") | p.on("nsaid") | self.any_of(("type2_diabetes", "type1_diabetes", "heart_failure")))
+            monitored = (
+                p.on_class("renin_angiotensin")
+                | p.on_class("diuretic")
+                | p.on("metformin")
+                | p.on_class("doac")
+                | p.on("digoxin")
+                | p.on("nsaid")
+                | self.any_of(("type2_diabetes", "type1_diabetes", "heart_failure"))
+            )
             at_most(monitored, 12)
             at_most(age >= 75, 18)
-            at_most(p.on("mineralocorticoid_antagonist") | p.on("lithium"), 6)  # NICE CG185: lithium U&E 6-monthly
+            at_most(
+                p.on("mineralocorticoid_antagonist") | p.on("lithium"), 6
+            )  # NICE CG185: lithium U&E 6-monthly
             at_most(self.has("ckd") & (egfr < 45), 6)  # NICE NG203: G3b 1-2 times a year
             at_most(self.has("ckd") & (egfr < 30), 4)
             at_most(self.has("ckd") & (egfr < 15), 3)
@@ -679,7 +837,9 @@ class World:
         elif panel == "inr":
             at_most(p.on_class("vitamin_k_antagonist"), 1.5)
         elif panel == "lithium":
-            at_most(p.on("lithium") & ((age >= 65) | (egfr < 60)), 3)  # NICE CG185: 3-monthly in older or at risk
+            at_most(
+                p.on("lithium") & ((age >= 65) | (egfr < 60)), 3
+            )  # NICE CG185: 3-monthly in older or at risk
             at_most(p.on("lithium"), 6)
         elif panel == "tsh":
             at_most(p.on("levothyroxine"), 12)  # NICE NG145: once a year when stable
@@ -698,7 +858,9 @@ class World:
             # A new monitoring reason with a shorter interval brings the next test forward.
             shorter = finite & (interval < self.interval_used[panel]) & (self.last_test[panel] != NO_DATE)
             planned = self.last_test[panel] + interval * self.physiology.overdue_factor * 30.4
-            self.next_due[panel] = np.where(shorter, np.minimum(self.next_due[panel], planned), self.next_due[panel]).astype(np.int32)
+            self.next_due[panel] = np.where(
+                shorter, np.minimum(self.next_due[panel], planned), self.next_due[panel]
+            ).astype(np.int32)
             self.interval_used[panel] = np.where(shorter, interval, self.interval_used[panel])
             due = self.alive & (self.next_due[panel] <= grid.ends[t])
             who = np.flatnonzero(due)
@@ -720,7 +882,13 @@ class World:
         bp = self.tests["systolic_bp"]
         tested = ~np.isnan(bp)
         self.last_bp_uncontrolled[tested] = bp[tested] > self.bp_target[tested]
-        for key in ("renin_angiotensin", "dihydropyridine", "thiazide", "mineralocorticoid_antagonist", "alpha_blocker_antihypertensive"):
+        for key in (
+            "renin_angiotensin",
+            "dihydropyridine",
+            "thiazide",
+            "mineralocorticoid_antagonist",
+            "alpha_blocker_antihypertensive",
+        ):
             self.trigger_day[key] = self.test_days["bp"]
         for key in ("metformin", "diabetes_second_line", "diabetes_third_line", "basal_insulin"):
             self.trigger_day[key] = self.test_days["hba1c"]
@@ -732,32 +900,52 @@ class World:
         age, male = self.age[who], self.male[who]
         if kind in ("egfr", "creatinine"):
             if kind == "egfr":
-                creatinine = creatinine_from_egfr(self.egfr[who], age, male) * np.exp(rng.normal(0, 0.05, size))
+                creatinine = creatinine_from_egfr(self.egfr[who], age, male) * np.exp(
+                    rng.normal(0, 0.05, size)
+                )
                 self._creatinine = creatinine
                 return np.round(np.clip(_ckd_epi(creatinine, age, male), 3, 130))
             return np.round(self._creatinine)
         if kind == "potassium":
             return np.round(self.potassium[who] + rng.normal(0, 0.3, size), 1)
         if kind == "sodium":
-            value = 139.5 - 1.5 * p.on_class("thiazide_diuretic")[who] - 1.0 * (p.on_class("ssri")[who] & (age >= 65)) - 0.5 * p.on_class("loop_diuretic")[who]
+            value = (
+                139.5
+                - 1.5 * p.on_class("thiazide_diuretic")[who]
+                - 1.0 * (p.on_class("ssri")[who] & (age >= 65))
+                - 0.5 * p.on_class("loop_diuretic")[who]
+            )
             return np.round(value + rng.normal(0, 2.2, size))
         if kind == "hba1c":
             return np.round(self.hba1c[who] + rng.normal(0, 2.5, size))
         if kind == "systolic_bp":
             return np.round(self.sbp[who] + rng.normal(0, 9.0, size))
         if kind == "alt":
-            factor = np.where(p.on_class("methotrexate")[who], 1.3, 1.0) * np.where(p.on_class("statin")[who], 1.1, 1.0)
+            factor = np.where(p.on_class("methotrexate")[who], 1.3, 1.0) * np.where(
+                p.on_class("statin")[who], 1.1, 1.0
+            )
             return np.round(self.physiology.alt_base[who] * factor * np.exp(rng.normal(0, 0.2, size)))
         if kind == "haemoglobin":
-            recent_bleed = (self.physiology.last_gi_bleed_day[who] >= self.month_start - 90) & (self.physiology.last_gi_bleed_day[who] != NO_DATE)
-            value = (self.physiology.haemoglobin_base[who] - 10 * self.has("anaemia")[who] - 0.25 * np.maximum(age - 65, 0)
-                     - 8 * (self.egfr[who] < 45) - 25 * recent_bleed)
+            recent_bleed = (self.physiology.last_gi_bleed_day[who] >= self.month_start - 90) & (
+                self.physiology.last_gi_bleed_day[who] != NO_DATE
+            )
+            value = (
+                self.physiology.haemoglobin_base[who]
+                - 10 * self.has("anaemia")[who]
+                - 0.25 * np.maximum(age - 65, 0)
+                - 8 * (self.egfr[who] < 45)
+                - 25 * recent_bleed
+            )
             return np.round(value + rng.normal(0, 5.0, size))
         if kind == "inr":
             labile = self.physiology.overdue_factor[who] > 1.3
             return np.round(np.clip(rng.normal(2.5, np.where(labile, 0.9, 0.45), size), 0.9, 8.0), 1)
         if kind == "lithium":
-            raised = 0.15 * ((self.egfr[who] < 45) | p.on_class("thiazide_diuretic")[who] | p.on_class("renin_angiotensin")[who])
+            raised = 0.15 * (
+                (self.egfr[who] < 45)
+                | p.on_class("thiazide_diuretic")[who]
+                | p.on_class("renin_angiotensin")[who]
+            )
             return np.round(np.clip(rng.normal(0.65, 0.15, size) + raised, 0.1, 2.0), 2)
         if kind == "tsh":
             levo = p.s("levothyroxine")
@@ -781,10 +969,18 @@ def _ckd_epi(creatinine_umol: np.ndarray, age: np.ndarray, male: np.ndarray) -> 
     kappa = np.where(male, 0.9, 0.7)
     alpha = np.where(male, -0.302, -0.241)
     ratio = scr / kappa
-    return 142.0 * np.minimum(ratio, 1.0) ** alpha * np.maximum(ratio, 1.0) ** -1.200 * 0.9938**age * np.where(male, 1.0, 1.012)
+    return (
+        142.0
+        * np.minimum(ratio, 1.0) ** alpha
+        * np.maximum(ratio, 1.0) ** -1.200
+        * 0.9938**age
+        * np.where(male, 1.0, 1.012)
+    )
 
 
-def _efi_inputs(conditions: ConditionVocabulary, keys: tuple[str, ...]) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+def _efi_inputs(
+    conditions: ConditionVocabulary, keys: tuple[str, ...]
+) -> tuple[np.ndarray, list[tuple[str, ...]]]:
     """Matrix (conditions x eFI deficits) and the other inputs of each deficit, from conditions.yaml."""
     deficits = conditions.efi_deficits
     matrix = np.zeros((len(keys), len(deficits)), dtype=np.float32)

@@ -19,12 +19,27 @@ import polars as pl
 from clinical.vocabulary import DATA_DIR, DrugVocabulary
 from data_access.sources.synthetic.calendar import NO_DATE
 from data_access.sources.synthetic.demography import ETHNIC_GROUPS
-from data_access.sources.synthetic.engine import EVENT_TYPES, FAR_FUTURE, OBSERVATION_TYPES, OUTCOMES, Simulation
+from data_access.sources.synthetic.engine import (
+    EVENT_TYPES,
+    FAR_FUTURE,
+    OBSERVATION_TYPES,
+    OUTCOMES,
+    Simulation,
+)
 from data_access.sources.synthetic.physiology import CKD_STAGE_SNOMED, UNITS
 from data_access.sources.synthetic.social import SOCIAL_KINDS
 
 SOURCE = "synthetic"
-TABLES = ("practice", "patient", "social_care", "condition", "prescription", "observation", "event", "synthetic_truth")
+TABLES = (
+    "practice",
+    "patient",
+    "social_care",
+    "condition",
+    "prescription",
+    "observation",
+    "event",
+    "synthetic_truth",
+)
 
 
 def build_frames(sim: Simulation) -> dict[str, pl.DataFrame]:
@@ -32,12 +47,16 @@ def build_frames(sim: Simulation) -> dict[str, pl.DataFrame]:
     n = d.size
     ids = pl.Series("id", [f"S{i + 1:07d}" for i in range(n)], dtype=pl.String)
     died = sim.died_day
-    registered = np.where(died != NO_DATE, np.minimum(d.registered_day, died), d.registered_day).astype(np.int32)
-    last_seen = np.minimum.reduce([
-        np.where(died == NO_DATE, FAR_FUTURE, died),
-        np.where(d.deregistered_day == NO_DATE, FAR_FUTURE, d.deregistered_day),
-        np.full(n, sim.grid.last_day),
-    ]).astype(np.int32)
+    registered = np.where(died != NO_DATE, np.minimum(d.registered_day, died), d.registered_day).astype(
+        np.int32
+    )
+    last_seen = np.minimum.reduce(
+        [
+            np.where(died == NO_DATE, FAR_FUTURE, died),
+            np.where(d.deregistered_day == NO_DATE, FAR_FUTURE, d.deregistered_day),
+            np.full(n, sim.grid.last_day),
+        ]
+    ).astype(np.int32)
     frames = {
         "practice": _practices(sim),
         "patient": _patients(sim, ids, registered),
@@ -74,7 +93,10 @@ def _order(*keys: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- tables
 def _practices(sim: Simulation) -> pl.DataFrame:
     p = sim.practices
-    return pl.DataFrame({"id": p.ids, "name": p.names, "icb": [p.icb] * len(p.ids)}, schema={"id": pl.String, "name": pl.String, "icb": pl.String})
+    return pl.DataFrame(
+        {"id": p.ids, "name": p.names, "icb": [p.icb] * len(p.ids)},
+        schema={"id": pl.String, "name": pl.String, "icb": pl.String},
+    )
 
 
 def _patients(sim: Simulation, ids: pl.Series, registered: np.ndarray) -> pl.DataFrame:
@@ -89,7 +111,9 @@ def _patients(sim: Simulation, ids: pl.Series, registered: np.ndarray) -> pl.Dat
             "deprivation_quintile": pl.Series(d.deprivation.astype(np.int32), dtype=pl.Int32),
             "ethnicity_group": _gather(list(ETHNIC_GROUPS), d.ethnicity),
             "registered_on": _nullable_dates(registered),
-            "deregistered_on": _nullable_dates(np.where(sim.died_day != NO_DATE, NO_DATE, d.deregistered_day)),
+            "deregistered_on": _nullable_dates(
+                np.where(sim.died_day != NO_DATE, NO_DATE, d.deregistered_day)
+            ),
             "died_on": _nullable_dates(sim.died_day),
             "source": pl.Series([SOURCE] * d.size, dtype=pl.String),
         }
@@ -99,7 +123,11 @@ def _patients(sim: Simulation, ids: pl.Series, registered: np.ndarray) -> pl.Dat
 def _social(sim: Simulation, ids: pl.Series, registered: np.ndarray, last_seen: np.ndarray) -> pl.DataFrame:
     chunks = sim.records.social
     who = _concat([c[0] for c in chunks], np.int64)
-    kind = np.concatenate([np.full(c[0].size, c[1], dtype=np.int64) for c in chunks]) if chunks else np.empty(0, np.int64)
+    kind = (
+        np.concatenate([np.full(c[0].size, c[1], dtype=np.int64) for c in chunks])
+        if chunks
+        else np.empty(0, np.int64)
+    )
     start = _concat([c[2] for c in chunks], np.int32)
     end = _concat([c[3] for c in chunks], np.int32)
     visible = (start <= last_seen[who]) & ((end == NO_DATE) | (end >= registered[who]))
@@ -163,7 +191,10 @@ def _product_rows(sim: Simulation) -> tuple[dict[str, list], np.ndarray, int]:
     """Lookup rows for every (medicine, dose) and every acute course; returns rows, dose offsets, acute offset."""
     drugs = DrugVocabulary.load()
     bnf_codes = _bnf_chemical_codes()
-    rows: dict[str, list] = {k: [] for k in ("code_system", "code", "name", "drug_key", "ingredients", "bnf_section", "atc", "dose_text")}
+    rows: dict[str, list] = {
+        k: []
+        for k in ("code_system", "code", "name", "drug_key", "ingredients", "bnf_section", "atc", "dose_text")
+    }
 
     def add(ingredients: tuple[str, ...], product: str, text: str) -> None:
         primary = drugs.drug(ingredients[0])
@@ -193,7 +224,9 @@ def _product_rows(sim: Simulation) -> tuple[dict[str, list], np.ndarray, int]:
     return rows, np.array(offsets, dtype=np.int64), acute_offset
 
 
-def _prescriptions(sim: Simulation, ids: pl.Series, registered: np.ndarray, last_seen: np.ndarray) -> pl.DataFrame:
+def _prescriptions(
+    sim: Simulation, ids: pl.Series, registered: np.ndarray, last_seen: np.ndarray
+) -> pl.DataFrame:
     log = sim.prescriber.log
     rows, offsets, acute_offset = _product_rows(sim)
     who = _concat(log.patient, np.int64)
@@ -212,14 +245,21 @@ def _prescriptions(sim: Simulation, ids: pl.Series, registered: np.ndarray, last
     start = np.concatenate([start, acute_start])
     stop = np.concatenate([stop, acute_stop.astype(np.int32)])
     repeat = np.concatenate([repeat, np.zeros(acute_who.size, dtype=bool)])
-    visible = (start <= last_seen[who]) & ((stop == NO_DATE) | (stop >= registered[who])) & (start <= sim.grid.last_day)
+    visible = (
+        (start <= last_seen[who])
+        & ((stop == NO_DATE) | (stop >= registered[who]))
+        & (start <= sim.grid.last_day)
+    )
     order = _order(who[visible], start[visible], lookup[visible])
     who, lookup, start, stop, repeat = (a[visible][order] for a in (who, lookup, start, stop, repeat))
     index = pl.Series(lookup)
     return pl.DataFrame(
         {
             "patient_id": ids.gather(pl.Series(who)),
-            **{k: pl.Series(rows[k], dtype=pl.String).gather(index) for k in ("code_system", "code", "name", "drug_key", "ingredients", "bnf_section", "atc")},
+            **{
+                k: pl.Series(rows[k], dtype=pl.String).gather(index)
+                for k in ("code_system", "code", "name", "drug_key", "ingredients", "bnf_section", "atc")
+            },
             "start": _nullable_dates(start),
             "stop": _nullable_dates(stop),
             "dose_text": pl.Series(rows["dose_text"], dtype=pl.String).gather(index),
@@ -228,14 +268,20 @@ def _prescriptions(sim: Simulation, ids: pl.Series, registered: np.ndarray, last
     )
 
 
-def _observations(sim: Simulation, ids: pl.Series, registered: np.ndarray, last_seen: np.ndarray) -> pl.DataFrame:
+def _observations(
+    sim: Simulation, ids: pl.Series, registered: np.ndarray, last_seen: np.ndarray
+) -> pl.DataFrame:
     chunks = sim.records.observation
     who = _concat([c[0] for c in chunks], np.int64)
-    kind = np.concatenate([np.full(c[0].size, c[1], dtype=np.int64) for c in chunks]) if chunks else np.empty(0, np.int64)
+    kind = (
+        np.concatenate([np.full(c[0].size, c[1], dtype=np.int64) for c in chunks])
+        if chunks
+        else np.empty(0, np.int64)
+    )
     value = _concat([c[2] for c in chunks], np.float64)
     day = _concat([c[3] for c in chunks], np.int32)
     visible = (day >= registered[who]) & (day <= last_seen[who])
-    order = _order(who[visible], day[visible], kind[visible])
+    order = _order(who[visible], kind[visible], day[visible])  # the order of the (patient, type, date) index
     who, kind, value, day = (a[visible][order] for a in (who, kind, value, day))
     return pl.DataFrame(
         {
@@ -251,12 +297,22 @@ def _observations(sim: Simulation, ids: pl.Series, registered: np.ndarray, last_
 def _events(sim: Simulation, ids: pl.Series, registered: np.ndarray, last_seen: np.ndarray) -> pl.DataFrame:
     chunks = sim.records.event
     who = _concat([c[0] for c in chunks], np.int64)
-    kind = np.concatenate([np.full(c[0].size, c[1], dtype=np.int64) for c in chunks]) if chunks else np.empty(0, np.int64)
+    kind = (
+        np.concatenate([np.full(c[0].size, c[1], dtype=np.int64) for c in chunks])
+        if chunks
+        else np.empty(0, np.int64)
+    )
     day = _concat([c[2] for c in chunks], np.int32)
     visible = (day >= registered[who]) & (day <= last_seen[who])
     order = _order(who[visible], day[visible], kind[visible])
     who, kind, day = (a[visible][order] for a in (who, kind, day))
-    return pl.DataFrame({"patient_id": ids.gather(pl.Series(who)), "type": _gather(list(EVENT_TYPES), kind), "date": _nullable_dates(day)})
+    return pl.DataFrame(
+        {
+            "patient_id": ids.gather(pl.Series(who)),
+            "type": _gather(list(EVENT_TYPES), kind),
+            "date": _nullable_dates(day),
+        }
+    )
 
 
 def _truth(sim: Simulation, ids: pl.Series) -> pl.DataFrame:

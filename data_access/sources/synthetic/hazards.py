@@ -233,7 +233,7 @@ EFFECTS: tuple[Effect, ...] = (
         "hypoglycaemia",
         "hypo_risk_drug*tight_control_70plus",
         2.52,
-        "Ling S et al. Diabetes Care 2021;44:915-24 (age >= 70, HbA1c < 53 on sulfonylurea or insulin: HR 2.52)",
+        "Ling S et al. Diabetes Care 2021 (CPRD, age >= 70, HbA1c < 53 mmol/mol on sulfonylurea or insulin: HR 2.52)",
     ),
     _e("hypoglycaemia", "dementia", 1.5, "assumption"),
     _e("hypoglycaemia", "egfr_lt_45", 1.3, "assumption"),
@@ -293,7 +293,7 @@ EFFECTS: tuple[Effect, ...] = (
         "death",
         "opioid*benzodiazepine_or_z_drug",
         1.5,
-        "assumption (interaction) informed by Sun EC et al. BMJ 2017;356:j760 (overdose OR 2.14)",
+        "assumption (interaction) informed by Sun EC et al. BMJ 2017;356:j760 (concurrent use about doubles opioid overdose)",
     ),
     _e(
         "death",

@@ -32,7 +32,13 @@ import numpy as np
 from clinical.vocabulary import DrugVocabulary
 from data_access.sources.synthetic.calendar import NO_DATE, MonthGrid
 from data_access.sources.synthetic.cascades import MIN_DELAY_DAYS, PLANTED_CASCADES
-from data_access.sources.synthetic.medicines import ACUTE_COURSES, CASCADE_MARKER_MEDICINE, SLOTS, AcuteCourse, Slot
+from data_access.sources.synthetic.medicines import (
+    ACUTE_COURSES,
+    CASCADE_MARKER_MEDICINE,
+    SLOTS,
+    AcuteCourse,
+    Slot,
+)
 
 HTN_STEP_PROBABILITY = 0.5
 """Probability of adding the next antihypertensive at an above-target reading (therapeutic inertia is common:
@@ -47,7 +53,12 @@ class MedicineTable:
     """Flat arrays over every medicine of every slot (index ``m``; arrays of length M + 1 use ``m + 1`` so that
     -1, "no medicine", maps to row 0)."""
 
-    def __init__(self, drugs: DrugVocabulary, slots: tuple[Slot, ...] = SLOTS, acute: tuple[AcuteCourse, ...] = ACUTE_COURSES) -> None:
+    def __init__(
+        self,
+        drugs: DrugVocabulary,
+        slots: tuple[Slot, ...] = SLOTS,
+        acute: tuple[AcuteCourse, ...] = ACUTE_COURSES,
+    ) -> None:
         self.drugs = drugs
         self.slots = slots
         self.slot_index = {slot.key: i for i, slot in enumerate(slots)}
@@ -59,14 +70,22 @@ class MedicineTable:
         self.dose_count = np.array([len(m.doses) for m in self.medicines], dtype=np.int8)
         self.start_dose = np.array([m.start_dose for m in self.medicines], dtype=np.int8)
         self.weights = [np.array([m.weight for m in slot.medicines], dtype=np.float64) for slot in slots]
-        for key in {k for m in self.medicines for k in m.ingredients} | {k for a in acute for k in a.medicine.ingredients}:
+        for key in {k for m in self.medicines for k in m.ingredients} | {
+            k for a in acute for k in a.medicine.ingredients
+        }:
             drugs.drug(key)  # fail loudly on a key the vocabulary does not know
-        self.ingredient_count = np.concatenate([[0], [len(m.ingredients) for m in self.medicines]]).astype(np.int8)
-        self.acb = np.concatenate([[0], [sum(drugs.acb(k) for k in m.ingredients) for m in self.medicines]]).astype(np.int8)
-        self.count_and_acb_packed = (self.ingredient_count.astype(np.int32) + 1024 * self.acb.astype(np.int32))
+        self.ingredient_count = np.concatenate([[0], [len(m.ingredients) for m in self.medicines]]).astype(
+            np.int8
+        )
+        self.acb = np.concatenate(
+            [[0], [sum(drugs.acb(k) for k in m.ingredients) for m in self.medicines]]
+        ).astype(np.int8)
+        self.count_and_acb_packed = self.ingredient_count.astype(np.int32) + 1024 * self.acb.astype(np.int32)
         tags = sorted({m.tag for m in self.medicines if m.tag})
         self.tag_id = {tag: i + 1 for i, tag in enumerate(tags)}
-        self.tag_of = np.concatenate([[0], [self.tag_id.get(m.tag, 0) for m in self.medicines]]).astype(np.int16)
+        self.tag_of = np.concatenate([[0], [self.tag_id.get(m.tag, 0) for m in self.medicines]]).astype(
+            np.int16
+        )
         self.acute = acute
         self.acute_index = {a.key: i for i, a in enumerate(acute)}
         self._members: dict[str, np.ndarray] = {}
@@ -115,7 +134,9 @@ class PrescriptionLog:
     acute_course: list[np.ndarray] = field(default_factory=list)
     acute_start: list[np.ndarray] = field(default_factory=list)
 
-    def add_period(self, who: np.ndarray, medicine: np.ndarray, dose: np.ndarray, start: np.ndarray, stop: np.ndarray) -> None:
+    def add_period(
+        self, who: np.ndarray, medicine: np.ndarray, dose: np.ndarray, start: np.ndarray, stop: np.ndarray
+    ) -> None:
         if who.size:
             self.patient.append(who.astype(np.int32))
             self.medicine.append(medicine.astype(np.int16))
@@ -188,9 +209,6 @@ class Prescriber:
             out += member[self.med[s] + 1]
         return out
 
-    def on_tag(self, tag: str) -> np.ndarray:
-        return (self.table.tag_of[self.med + 1] == self.table.tag_id[tag]).any(axis=0)
-
     def medicine_count_and_acb(self) -> tuple[np.ndarray, np.ndarray]:
         """Distinct ingredients on repeat (a combination product counts each ingredient) and the total ACB score."""
         packed = np.take(self.table.count_and_acb_packed, self.med.astype(np.intp) + 1).sum(axis=0)
@@ -236,7 +254,15 @@ class Prescriber:
             who = np.flatnonzero(self.med[s] >= 0)
             self._close(s, who, np.full(who.size, NO_DATE, dtype=np.int32))
 
-    def _open(self, s: int, who: np.ndarray, medicine: np.ndarray, dose: np.ndarray, day: np.ndarray, new_course: bool) -> None:
+    def _open(
+        self,
+        s: int,
+        who: np.ndarray,
+        medicine: np.ndarray,
+        dose: np.ndarray,
+        day: np.ndarray,
+        new_course: bool,
+    ) -> None:
         self.med[s, who] = medicine
         self.dose[s, who] = dose
         self.period_start[s, who] = day
@@ -245,7 +271,9 @@ class Prescriber:
             self.ever[s, who] = True
 
     # ------------------------------------------------------------------ starting
-    def start(self, w: World, s: int, who: np.ndarray, day: np.ndarray, medicine: np.ndarray | None = None) -> None:
+    def start(
+        self, w: World, s: int, who: np.ndarray, day: np.ndarray, medicine: np.ndarray | None = None
+    ) -> None:
         """Start slot ``s`` for patients ``who`` (not on it) on ``day``, choosing a medicine unless given."""
         keep = self.med[s, who] < 0
         who, day = who[keep], day[keep]
@@ -264,7 +292,9 @@ class Prescriber:
         self._open(s, who, medicine, self.starting_dose(w, s, who, medicine), day, new_course=True)
         self._after_start(w, s, who, day, before)
 
-    def _after_start(self, w: World, s: int, who: np.ndarray, day: np.ndarray, before: dict[int, np.ndarray]) -> None:
+    def _after_start(
+        self, w: World, s: int, who: np.ndarray, day: np.ndarray, before: dict[int, np.ndarray]
+    ) -> None:
         slot = self.table.slots[s]
         for companion, probability in slot.companions:
             pick = self.rng.random(who.size) < probability
@@ -273,11 +303,17 @@ class Prescriber:
         self._plant_cascades(s, who, day, before)
         w.on_prescription_start(slot.key, who, day)
 
-    def _plant_cascades(self, s: int, who: np.ndarray, day: np.ndarray, before: dict[int, np.ndarray]) -> None:
+    def _plant_cascades(
+        self, s: int, who: np.ndarray, day: np.ndarray, before: dict[int, np.ndarray]
+    ) -> None:
         """A new start of an index class schedules the marker drug with the planted probability."""
         for i, cascade in enumerate(PLANTED_CASCADES):
             newly = self._cascade_index[i][self.med[s, who] + 1] & ~before[i]
-            fire = newly & (self.rng.random(who.size) < cascade.excess_probability) & (self.pending[who, i] == NO_DATE)
+            fire = (
+                newly
+                & (self.rng.random(who.size) < cascade.excess_probability)
+                & (self.pending[who, i] == NO_DATE)
+            )
             if fire.any():
                 delay = self.rng.integers(MIN_DELAY_DAYS, cascade.window_days + 1, size=int(fire.sum()))
                 self.pending[who[fire], i] = day[fire] + delay
@@ -294,6 +330,18 @@ class Prescriber:
         if key == "nsaid":
             # NICE CKS NSAIDs / PINCER: gastroprotection for 65+; in practice about two thirds get it.
             p = np.where(w.age[who] >= 65, 0.55, 0.2)
+            pick = self.rng.random(who.size) < p
+            self.start(w, self.s("proton_pump_inhibitor"), who[pick], day[pick])
+        elif key in ("antiplatelet", "anticoagulant", "oral_corticosteroid"):
+            # Gastroprotection started with the drug: antiplatelet at 75+, dual antithrombotic therapy, long-term
+            # oral steroid (NICE CG184 / CKS; STOPP/START v3 gastroprotection criteria).
+            older = w.age[who] >= 75
+            dual = self.on("anticoagulant")[who] & self.on("antiplatelet")[who]
+            p = {
+                "antiplatelet": np.where(dual, 0.5, np.where(older, 0.4, 0.0)),
+                "anticoagulant": np.where(dual, 0.5, 0.0),
+                "oral_corticosteroid": np.full(who.size, 0.3),
+            }[key]
             pick = self.rng.random(who.size) < p
             self.start(w, self.s("proton_pump_inhibitor"), who[pick], day[pick])
         elif key == "dmard":
@@ -329,9 +377,18 @@ class Prescriber:
             reduce = ((w.egfr[who] < 50) | (w.age[who] >= 80)) & (self.rng.random(who.size) < 0.8)
             dose = np.where(reduce & (self.table.dose_count[medicine] > 1), 0, dose)
         elif key == "statin":
-            secondary = w.any_of(("ischaemic_heart_disease", "myocardial_infarction", "stroke_tia", "peripheral_arterial_disease"))[who]
+            secondary = w.any_of(
+                (
+                    "ischaemic_heart_disease",
+                    "myocardial_infarction",
+                    "stroke_tia",
+                    "peripheral_arterial_disease",
+                )
+            )[who]
             atorva = medicine == self.table.medicine_of("statin", "atorvastatin")
-            dose = np.where(secondary & atorva, 3, dose)  # NICE NG238: atorvastatin 80 mg for secondary prevention
+            dose = np.where(
+                secondary & atorva, 3, dose
+            )  # NICE NG238: atorvastatin 80 mg for secondary prevention
         elif key == "levothyroxine":
             dose = np.clip(w.physiology.thyroid_requirement[who] - 1, 0, 5)
         return np.minimum(dose, self.table.dose_count[medicine] - 1).astype(np.int8)
@@ -476,7 +533,9 @@ class Prescriber:
         self.titrate(levo, high, self.grid.days_between(day[high], t, rng.random(high.size)), 1)
         self.titrate(levo, low, self.grid.days_between(day[low], t, rng.random(low.size)), -1)
         for ids in (high, low):
-            w.schedule("tsh", ids, self.grid.ends[t] + 90)  # NICE NG145: recheck TSH 3 months after a dose change
+            w.schedule(
+                "tsh", ids, self.grid.ends[t] + 90
+            )  # NICE NG145: recheck TSH 3 months after a dose change
         egfr = w.tested_value("egfr")
         potassium = w.tested_value("potassium")
         self.stop_mask("metformin", (egfr < 30) & (rng.random(self.n) < 0.6), t)
@@ -484,13 +543,21 @@ class Prescriber:
         self.stop_mask("mineralocorticoid_antagonist", (potassium > 5.5) & (rng.random(self.n) < 0.6), t)
         hba1c = w.tested_value("hba1c")
         poorly_controlled = np.flatnonzero((hba1c >= 58) & self.on("metformin") & (rng.random(self.n) < 0.2))
-        self.titrate(self.s("metformin"), poorly_controlled, self.grid.days_between(w.test_day("hba1c")[poorly_controlled], t,
-                                                                                      rng.random(poorly_controlled.size)), 1)
+        self.titrate(
+            self.s("metformin"),
+            poorly_controlled,
+            self.grid.days_between(
+                w.test_day("hba1c")[poorly_controlled], t, rng.random(poorly_controlled.size)
+            ),
+            1,
+        )
         bp = w.tested_value("systolic_bp")
         uncontrolled = (bp > w.bp_target) & w.has("hypertension")
         for key in ("renin_angiotensin", "dihydropyridine"):
             idx = np.flatnonzero(uncontrolled & self.on(key) & (rng.random(self.n) < 0.2))
-            self.titrate(self.s(key), idx, self.grid.days_between(w.test_day("bp")[idx], t, rng.random(idx.size)), 1)
+            self.titrate(
+                self.s(key), idx, self.grid.days_between(w.test_day("bp")[idx], t, rng.random(idx.size)), 1
+            )
 
     def _dependent_stops(self, w: World, t: int) -> None:
         # Folic acid goes with methotrexate; an ICS/LABA replaces the ICS (done at start).
@@ -514,7 +581,9 @@ class Prescriber:
             # Events after the window end are simply not realised.
 
     # ------------------------------------------------------------------ harm and review
-    def after_harm(self, w: World, t: int, gi_bleed: np.ndarray, aki: np.ndarray, hypo: np.ndarray, day: np.ndarray) -> None:
+    def after_harm(
+        self, w: World, t: int, gi_bleed: np.ndarray, aki: np.ndarray, hypo: np.ndarray, day: np.ndarray
+    ) -> None:
         """Withdraw the likely culprits after a harm event (dated the day of the event)."""
         rng = self.rng
         for key, mask in (("nsaid", gi_bleed | (aki & (rng.random(self.n) < 0.9))),):
@@ -536,7 +605,12 @@ class Prescriber:
         due = (self.next_review <= grid.ends[t]) & w.alive & on_repeat
         who = np.flatnonzero(due)
         day = grid.days_between(self.next_review[who], t, rng.random(who.size))
-        interval = REVIEW_INTERVAL_MONTHS * 30.4 * w.physiology.overdue_factor[who] * rng.uniform(0.85, 1.25, who.size)
+        interval = (
+            REVIEW_INTERVAL_MONTHS
+            * 30.4
+            * w.physiology.overdue_factor[who]
+            * rng.uniform(0.85, 1.25, who.size)
+        )
         self.next_review[who] = (day + interval).astype(np.int32)
         idle = ~on_repeat & (self.next_review <= grid.ends[t])
         self.next_review[idle] = grid.ends[t] + 30
@@ -551,7 +625,11 @@ class Prescriber:
             ("hypnotic", older, 0.15),  # STOPP v3 D: benzodiazepines/Z-drugs >= 4 weeks
             ("anxiolytic", older, 0.15),
             ("nsaid", older, 0.25),
-            ("antipsychotic", w.has("dementia")[who] & ~w.any_of(("schizophrenia", "bipolar_disorder"))[who], 0.2),
+            (
+                "antipsychotic",
+                w.has("dementia")[who] & ~w.any_of(("schizophrenia", "bipolar_disorder"))[who],
+                0.2,
+            ),
             ("bladder_antimuscarinic", w.has("dementia")[who], 0.2),
         )
         for key, mask, probability in decisions:
@@ -584,7 +662,9 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
 def _indication_rules() -> dict[str, Indication]:
     rules: dict[str, Indication] = {}
 
-    def simple(key: str, spec: tuple[tuple[str | tuple[str, ...], float, float], ...], extra: Callable | None = None) -> None:
+    def simple(
+        key: str, spec: tuple[tuple[str | tuple[str, ...], float, float], ...], extra: Callable | None = None
+    ) -> None:
         """Start/baseline from (conditions, monthly start probability, baseline share) rows; the max applies."""
 
         def start(p: Prescriber, w: World) -> np.ndarray:
@@ -607,17 +687,40 @@ def _indication_rules() -> dict[str, Indication]:
     # Hypertension steps (and other indications of the same drugs).
     for key in HTN_SLOTS:
         rules[key] = Indication(
-            start=lambda p, w, key=key: np.maximum(_htn_step(p, w, key, "start"), _other_cardiac(p, w, key, "start")),
-            baseline=lambda p, w, key=key: np.maximum(_htn_step(p, w, key, "baseline"), _other_cardiac(p, w, key, "baseline")),
-            since=lambda p, w, key=key: w.earliest_onset(("hypertension", "heart_failure", "ischaemic_heart_disease", "type2_diabetes")),
+            start=lambda p, w, key=key: np.maximum(
+                _htn_step(p, w, key, "start"), _other_cardiac(p, w, key, "start")
+            ),
+            baseline=lambda p, w, key=key: np.maximum(
+                _htn_step(p, w, key, "baseline"), _other_cardiac(p, w, key, "baseline")
+            ),
+            since=lambda p, w, key=key: w.earliest_onset(
+                ("hypertension", "heart_failure", "ischaemic_heart_disease", "type2_diabetes")
+            ),
         )
-    simple("beta_blocker", (("heart_failure", 0.12, 0.75), ("atrial_fibrillation", 0.2, 0.6), (("ischaemic_heart_disease", "myocardial_infarction"), 0.03, 0.4)))
+    simple(
+        "beta_blocker",
+        (
+            ("heart_failure", 0.12, 0.75),
+            ("atrial_fibrillation", 0.2, 0.6),
+            (("ischaemic_heart_disease", "myocardial_infarction"), 0.03, 0.4),
+        ),
+    )
     simple("loop_diuretic", (("heart_failure", 0.3, 0.85),), extra=_background_oedema)
-    rules["anticoagulant"] = Indication(_anticoagulant_start, _anticoagulant_baseline,
-                                        lambda p, w: w.earliest_onset(("atrial_fibrillation", "venous_thromboembolism")))
-    rules["antiplatelet"] = Indication(_antiplatelet("start"), _antiplatelet("baseline"),
-                                       lambda p, w: w.earliest_onset(CVD + ("type2_diabetes",)))
-    rules["statin"] = Indication(_statin("start"), _statin("baseline"), lambda p, w: w.earliest_onset(CVD + ("type2_diabetes", "hyperlipidaemia", "hypertension")))
+    rules["anticoagulant"] = Indication(
+        _anticoagulant_start,
+        _anticoagulant_baseline,
+        lambda p, w: w.earliest_onset(("atrial_fibrillation", "venous_thromboembolism")),
+    )
+    rules["antiplatelet"] = Indication(
+        _antiplatelet("start"),
+        _antiplatelet("baseline"),
+        lambda p, w: w.earliest_onset(CVD + ("type2_diabetes",)),
+    )
+    rules["statin"] = Indication(
+        _statin("start"),
+        _statin("baseline"),
+        lambda p, w: w.earliest_onset(CVD + ("type2_diabetes", "hyperlipidaemia", "hypertension")),
+    )
     simple("nitrate", ((("ischaemic_heart_disease", "myocardial_infarction"), 0.03, 0.25),))
     simple("digoxin", (), extra=_digoxin)
     for key in DIABETES_SLOTS:
@@ -630,13 +733,23 @@ def _indication_rules() -> dict[str, Indication]:
     simple("heart_failure_sglt2", (("heart_failure", 0.015, 0.2),), extra=_no_sglt2_and_egfr_20)
     simple("reliever_inhaler", ((("asthma", "copd"), 0.5, 0.92),))
     simple("inhaled_corticosteroid", (("asthma", 0.03, 0.55),), extra=_not_on_ics_laba)
-    rules["ics_laba_inhaler"] = Indication(_ics_laba("start"), _ics_laba("baseline"), lambda p, w: w.earliest_onset(("asthma", "copd")))
+    rules["ics_laba_inhaler"] = Indication(
+        _ics_laba("start"), _ics_laba("baseline"), lambda p, w: w.earliest_onset(("asthma", "copd"))
+    )
     simple("long_acting_antimuscarinic", (("copd", 0.05, 0.6),))
     simple("montelukast", (), extra=_montelukast)
     simple("mucolytic", (("copd", 0.004, 0.15),))
-    simple("antidepressant", (("depression", 0.06, 0.55), ("anxiety", 0.015, 0.3)), extra=_restart_less_often("antidepressant"))
+    simple(
+        "antidepressant",
+        (("depression", 0.06, 0.55), ("anxiety", 0.015, 0.3)),
+        extra=_restart_less_often("antidepressant"),
+    )
     simple("hypnotic", (("insomnia", 0.04, 0.35),), extra=_restart_less_often("hypnotic"))
-    simple("anxiolytic", (("anxiety", 0.008, 0.07), ("alcohol_misuse", 0.004, 0.04)), extra=_restart_less_often("anxiolytic"))
+    simple(
+        "anxiolytic",
+        (("anxiety", 0.008, 0.07), ("alcohol_misuse", 0.004, 0.04)),
+        extra=_restart_less_often("anxiolytic"),
+    )
     simple("antipsychotic", ((("schizophrenia", "bipolar_disorder"), 0.3, 0.85), ("dementia", 0.006, 0.07)))
     simple("lithium", (("bipolar_disorder", 0.02, 0.3),))
     simple("cholinesterase_inhibitor", (("dementia", 0.04, 0.45),))
@@ -645,14 +758,25 @@ def _indication_rules() -> dict[str, Indication]:
     simple("antiepileptic", (("epilepsy", 0.5, 0.85),))
     simple("triptan", (("migraine", 0.02, 0.25),))
     simple("glaucoma_drops", (("glaucoma", 0.3, 0.85),))
-    simple("paracetamol", ((("osteoarthritis", "chronic_pain", "rheumatoid_arthritis"), 0.02, 0.45),), extra=_older_osteoarthritis)
+    simple(
+        "paracetamol",
+        ((("osteoarthritis", "chronic_pain", "rheumatoid_arthritis"), 0.02, 0.45),),
+        extra=_older_osteoarthritis,
+    )
     simple("weak_opioid", ((("chronic_pain", "osteoarthritis"), 0.008, 0.16), ("cancer", 0.01, 0.1)))
     simple("strong_opioid", (("cancer", 0.008, 0.1),), extra=_strong_opioid)
-    simple("nsaid", ((("osteoarthritis", "rheumatoid_arthritis", "chronic_pain", "gout"), 0.006, 0.09),), extra=_nsaid_caution)
+    simple(
+        "nsaid",
+        ((("osteoarthritis", "rheumatoid_arthritis", "chronic_pain", "gout"), 0.006, 0.09),),
+        extra=_nsaid_caution,
+    )
     simple("gabapentinoid", (("chronic_pain", 0.006, 0.10),), extra=_diabetic_neuropathy)
     simple("low_dose_amitriptyline", ((("chronic_pain", "migraine"), 0.004, 0.06),), extra=_halve_at(75))
-    rules["proton_pump_inhibitor"] = Indication(_ppi("start"), _ppi("baseline"),
-                                                lambda p, w: w.earliest_onset(("gord", "peptic_ulcer", "gi_bleed_history")))
+    rules["proton_pump_inhibitor"] = Indication(
+        _ppi("start"),
+        _ppi("baseline"),
+        lambda p, w: w.earliest_onset(("gord", "peptic_ulcer", "gi_bleed_history")),
+    )
     simple("dmard", (("rheumatoid_arthritis", 0.2, 0.75),))
     simple("folic_acid", (), extra=_folic_acid_baseline)
     simple("oral_corticosteroid", (("rheumatoid_arthritis", 0.01, 0.12), ("copd", 0.002, 0.03)))
@@ -663,7 +787,9 @@ def _indication_rules() -> dict[str, Indication]:
     simple("bladder_antimuscarinic", (("urinary_incontinence", 0.03, 0.3),))
     simple("mirabegron", (), extra=_mirabegron)
     simple("prostate", (("prostatic_hyperplasia", 0.05, 0.6),))
-    simple("laxative", (("chronic_constipation", 0.1, 0.55), ("parkinsons", 0.01, 0.3)), extra=_older_laxative)
+    simple(
+        "laxative", (("chronic_constipation", 0.1, 0.55), ("parkinsons", 0.01, 0.3)), extra=_older_laxative
+    )
     simple("iron", (("anaemia", 0.08, 0.3),))
     simple("vitamin_b12", (("anaemia", 0.01, 0.15),), extra=_older_b12)
     simple("vestibular", (("dizziness", 0.03, 0.3),))
@@ -672,7 +798,13 @@ def _indication_rules() -> dict[str, Indication]:
     return rules
 
 
-HTN_SLOTS = ("renin_angiotensin", "dihydropyridine", "thiazide", "mineralocorticoid_antagonist", "alpha_blocker_antihypertensive")
+HTN_SLOTS = (
+    "renin_angiotensin",
+    "dihydropyridine",
+    "thiazide",
+    "mineralocorticoid_antagonist",
+    "alpha_blocker_antihypertensive",
+)
 DIABETES_SLOTS = ("metformin", "diabetes_second_line", "diabetes_third_line", "basal_insulin")
 DIABETES_LOWERING = (11.0, 9.0, 8.0, 15.0)
 CVD = ("ischaemic_heart_disease", "myocardial_infarction", "stroke_tia", "peripheral_arterial_disease")
@@ -717,7 +849,12 @@ def _other_cardiac(p: Prescriber, w: World, key: str, mode: str) -> np.ndarray:
     start = mode == "start"
     if key == "renin_angiotensin":
         out = np.maximum(out, np.where(w.has("heart_failure"), 0.15 if start else 0.8, 0.0))
-        out = np.maximum(out, np.where(w.any_of(("ischaemic_heart_disease", "myocardial_infarction")), 0.02 if start else 0.5, 0.0))
+        out = np.maximum(
+            out,
+            np.where(
+                w.any_of(("ischaemic_heart_disease", "myocardial_infarction")), 0.02 if start else 0.5, 0.0
+            ),
+        )
         out = np.maximum(out, np.where(w.has("type2_diabetes") & w.has("ckd"), 0.03 if start else 0.6, 0.0))
     elif key == "mineralocorticoid_antagonist":
         out = np.where(w.has("heart_failure") & (w.egfr >= 30), 0.04 if start else 0.35, 0.0)
@@ -788,7 +925,11 @@ def _statin(mode: str) -> Callable[[Prescriber, World], np.ndarray]:
             (w.has("type2_diabetes") & (w.age >= 40), 0.05, 0.65),
             (w.has("ckd"), 0.03, 0.55),
             (w.has("hyperlipidaemia"), 0.06, 0.6),
-            ((w.age >= 55) & (w.age < 85) & (w.has("hypertension") | (w.male & (w.age >= 60))), 0.005, 0.33),  # QRISK >= 10% proxy
+            (
+                (w.age >= 55) & (w.age < 85) & (w.has("hypertension") | (w.male & (w.age >= 60))),
+                0.005,
+                0.33,
+            ),  # QRISK >= 10% proxy
         )
         out = np.zeros(p.n)
         for mask, rate, share in rows:
@@ -916,12 +1057,14 @@ def _ppi(mode: str) -> Callable[[Prescriber, World], np.ndarray]:
         rows = (
             (w.has("gord"), 0.1, 0.6),
             (w.any_of(("peptic_ulcer", "gi_bleed_history")), 0.05, 0.6),
-            (p.on("antiplatelet") & (w.age >= 75), 0.012, 0.4),
-            (p.on("antiplatelet") & p.on("anticoagulant"), 0.05, 0.5),
-            (p.on("oral_corticosteroid"), 0.02, 0.3),
+            # Gastroprotection for a bleeding-risk drug is started with that drug (see _companion_rules); here it
+            # only sets who was already protected at the start of the window.
+            (p.on("antiplatelet") & (w.age >= 75), 0.0, 0.4),
+            (p.on("antiplatelet") & p.on("anticoagulant"), 0.0, 0.5),
+            (p.on("oral_corticosteroid"), 0.0, 0.3),
             (p.on("nsaid"), 0.0, 0.6),
-            # Long-term PPI without a recorded indication is common in older people (about a fifth of 65+ in UK
-            # primary care; Othman F et al. BMJ Open 2016;6:e011945).
+            # Long-term PPI without a recorded indication is common in older people (hence NICE CG184's advice to
+            # review and step down at the lowest effective dose).
             (w.age >= 65, 0.0018, 0.18),
             ((w.age >= 50) & (w.age < 65), 0.0008, 0.06),
         )
@@ -980,12 +1123,16 @@ def _adjust_weights(p: Prescriber, w: World, key: str, who: np.ndarray, weights:
     if key == "renin_angiotensin":
         for j, m in enumerate(medicines):
             if m.tag == "arb":
-                weights[w.black[who], j] *= 3.0  # NICE NG136: ARB in preference for Black African/Caribbean origin
+                weights[w.black[who], j] *= (
+                    3.0  # NICE NG136: ARB in preference for Black African/Caribbean origin
+                )
     elif key == "antiplatelet":
         scale("clopidogrel", w.has("stroke_tia")[who], 4.0)  # NICE TA210: clopidogrel after ischaemic stroke
         scale("aspirin", w.any_of(("ischaemic_heart_disease", "myocardial_infarction"))[who], 2.0)
     elif key in ("diabetes_second_line", "diabetes_third_line"):
-        cardiorenal = w.any_of(("ischaemic_heart_disease", "myocardial_infarction", "heart_failure", "ckd"))[who]
+        cardiorenal = w.any_of(("ischaemic_heart_disease", "myocardial_infarction", "heart_failure", "ckd"))[
+            who
+        ]
         for j, m in enumerate(medicines):
             if m.tag == "sglt2_inhibitor":
                 weights[cardiorenal, j] *= 2.5  # NICE NG28 (2022): SGLT2 inhibitor with CVD, HF or CKD

@@ -21,14 +21,28 @@ from data_access.sources.synthetic.conditions import ConditionSpec
 SOCIAL_KINDS = ("lives_alone", "home_care", "unpaid_carer", "care_home")
 
 SOCIAL_SPECS: tuple[ConditionSpec, ...] = (
-    ConditionSpec("lives_alone", ((18, 0.02), (40, 0.10), (65, 0.22), (75, 0.33), (85, 0.50), (105, 0.60)),
-                  male_log_or=-0.5, loadings={"general": 0.2}),
-    ConditionSpec("home_care", ((60, 0.003), (70, 0.015), (80, 0.05), (90, 0.14), (105, 0.25)),
-                  loadings={"general": 0.6, "neurological": 0.3}),
-    ConditionSpec("unpaid_carer", ((55, 0.005), (70, 0.04), (80, 0.09), (90, 0.18), (105, 0.25)),
-                  loadings={"general": 0.5, "neurological": 0.3}),
-    ConditionSpec("care_home", ((65, 0.002), (75, 0.012), (85, 0.06), (95, 0.18), (105, 0.25)),
-                  male_log_or=-0.3, loadings={"general": 0.5, "neurological": 0.7}),
+    ConditionSpec(
+        "lives_alone",
+        ((18, 0.02), (40, 0.10), (65, 0.22), (75, 0.33), (85, 0.50), (105, 0.60)),
+        male_log_or=-0.5,
+        loadings={"general": 0.2},
+    ),
+    ConditionSpec(
+        "home_care",
+        ((60, 0.003), (70, 0.015), (80, 0.05), (90, 0.14), (105, 0.25)),
+        loadings={"general": 0.6, "neurological": 0.3},
+    ),
+    ConditionSpec(
+        "unpaid_carer",
+        ((55, 0.005), (70, 0.04), (80, 0.09), (90, 0.18), (105, 0.25)),
+        loadings={"general": 0.5, "neurological": 0.3},
+    ),
+    ConditionSpec(
+        "care_home",
+        ((65, 0.002), (75, 0.012), (85, 0.06), (95, 0.18), (105, 0.25)),
+        male_log_or=-0.3,
+        loadings={"general": 0.5, "neurological": 0.7},
+    ),
 )
 
 # Log-odds (baseline) / log-hazard (incidence) added for dementia, per kind.

@@ -1,0 +1,78 @@
+"""Metrics with patient-level bootstrap, and Platt calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from models.calibration import apply_platt, fit_platt
+from models.metrics import ece, metric_report, prepare, reliability_curve, weighted_auprc, weighted_auroc
+
+
+@pytest.fixture
+def scored():
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 3000).astype(float)
+    # Rounded scores: plenty of ties, which the rank statistics must count as one half.
+    p = np.round(np.clip(0.3 * y + rng.random(3000) * 0.7, 0, 1), 2)
+    return y, p
+
+
+def test_auroc_and_auprc_match_scikit_learn_with_ties(scored):
+    y, p = scored
+    s = prepare(y, p)
+    ones = np.ones_like(y)
+    assert weighted_auroc(s, ones) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert weighted_auprc(s, ones) == pytest.approx(average_precision_score(y, p), abs=1e-12)
+
+
+def test_integer_weights_equal_repeating_rows(scored):
+    y, p = scored
+    w = np.random.default_rng(1).poisson(1.0, y.shape[0]).astype(float)
+    s = prepare(y, p)
+    repeated = np.repeat(np.arange(y.shape[0]), w.astype(int))
+    assert weighted_auroc(s, w[s.order]) == pytest.approx(roc_auc_score(y[repeated], p[repeated]), abs=1e-12)
+
+
+def test_report_shape_and_bootstrap_interval_brackets_the_point(scored):
+    y, p = scored
+    report = metric_report(y, p, groups=np.arange(y.shape[0]) // 4, replicates=100, seed=0)
+    lo, point, hi = report["auroc"]
+    assert lo < point < hi
+    assert report["auprc"][0] < report["auprc"][1] < report["auprc"][2]
+    assert set(report) >= {"auroc", "auprc", "brier", "ece", "n", "events"}
+    assert report["n"] == 3000 and report["events"] == int(y.sum())
+
+
+def test_single_class_gives_no_auroc():
+    report = metric_report(np.zeros(50), np.linspace(0, 1, 50), np.arange(50), replicates=20)
+    assert report["auroc"] == [None, None, None]
+
+
+def test_ece_and_reliability_curve():
+    rng = np.random.default_rng(3)
+    p = rng.random(200_000)
+    y = (rng.random(200_000) < p).astype(float)
+    assert ece(y, p) < 0.01
+    assert ece(y, np.clip(p + 0.2, 0, 1)) > 0.15
+    curve = reliability_curve(y, p)
+    assert len(curve) == 10 and sum(b["count"] for b in curve) == 200_000
+    assert all(abs(b["observed"] - b["mean_predicted"]) < 0.02 for b in curve)
+
+
+def test_platt_scaling_recovers_a_known_miscalibration():
+    rng = np.random.default_rng(11)
+    logits = rng.normal(size=50_000) * 2
+    y = (rng.random(50_000) < 1 / (1 + np.exp(-(0.5 * logits - 1.0)))).astype(float)
+    a, b = fit_platt(logits, y)
+    assert a == pytest.approx(0.5, abs=0.05) and b == pytest.approx(-1.0, abs=0.05)
+    calibrated = apply_platt(logits, (a, b))
+    assert ece(y, calibrated) < ece(y, 1 / (1 + np.exp(-logits)))
+
+
+def test_platt_never_reverses_a_ranking_unless_asked():
+    logits = np.linspace(-3, 3, 1000)
+    y = (logits < 0).astype(float)
+    assert fit_platt(logits, y) == (1.0, 0.0)
+    assert fit_platt(logits, y, increasing_only=False)[0] < 0
