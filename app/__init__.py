@@ -5,6 +5,7 @@ navigation shell inside one function, so every test gets an isolated app and not
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import dash
@@ -49,4 +50,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.layout = shell_layout
     register_tour_callbacks(app)
     init_security(server, engine, settings, dash_app=app)
+    threading.Thread(target=_warm_caches, name="dynairx-warm-up", daemon=True).start()
     return app
+
+
+def _warm_caches() -> None:
+    """Parse the rule set and vocabularies once in the background, so the first patient page does not wait seconds
+    for YAML parsing (both are cached per process; nothing patient-related is read here)."""
+    try:
+        from clinical.knowledge import load_knowledge
+        from data_access.queries.patient import rule_catalogue
+
+        rule_catalogue()
+        load_knowledge()
+    except Exception as exc:  # noqa: BLE001 - a failed warm-up only means the first page parses them itself
+        log.warning("warm-up of the rule set and vocabularies failed: %s", type(exc).__name__)

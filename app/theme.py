@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-import plotly.graph_objects as go
-
 # NHS identity colours (NHS England, "NHS identity guidelines: colours").
 NHS_BLUE = "#005EB8"
 NHS_DARK_BLUE = "#003087"
@@ -142,32 +140,34 @@ def format_number(value: float | None, digits: int = 0, missing: str = "—") ->
     return f"{value:,.{digits}f}"
 
 
-def base_layout(title: str | None = None, height: int | None = None) -> go.Layout:
-    """The shared plotly layout: readable axes, calm gridlines, hover labels in the page font."""
-    return go.Layout(
-        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 16, "color": NHS_TEXT}}
-        if title
-        else None,
-        font={"family": FONT_FAMILY, "size": 13, "color": NHS_TEXT},
-        paper_bgcolor=NHS_WHITE,
-        plot_bgcolor=NHS_WHITE,
-        height=height,
-        margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 50},
-        hoverlabel={"font": {"family": FONT_FAMILY, "size": 13}, "bgcolor": NHS_WHITE},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
-        xaxis={
+def base_layout(title: str | None = None, height: int | None = None) -> dict:
+    """The shared plotly layout (a plain dict, usable as ``go.Figure(layout=...)`` or ``update_layout(...)``):
+    readable axes, calm gridlines, hover labels in the page font."""
+    layout = {
+        "font": {"family": FONT_FAMILY, "size": 13, "color": NHS_TEXT},
+        "paper_bgcolor": NHS_WHITE,
+        "plot_bgcolor": NHS_WHITE,
+        "margin": {"l": 60, "r": 20, "t": 50 if title else 20, "b": 50},
+        "hoverlabel": {"font": {"family": FONT_FAMILY, "size": 13}, "bgcolor": NHS_WHITE},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+        "xaxis": {
             "gridcolor": NHS_MID_GREY,
             "linecolor": NHS_SECONDARY_TEXT,
             "tickformat": "%b %Y",
             "ticks": "outside",
         },
-        yaxis={
+        "yaxis": {
             "gridcolor": NHS_MID_GREY,
             "linecolor": NHS_SECONDARY_TEXT,
             "ticks": "outside",
             "zeroline": False,
         },
-    )
+    }
+    if title:
+        layout["title"] = {"text": title, "x": 0, "xanchor": "left", "font": {"size": 16, "color": NHS_TEXT}}
+    if height is not None:
+        layout["height"] = height
+    return layout
 
 
 def with_alpha(hex_colour: str, alpha: float) -> str:

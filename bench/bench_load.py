@@ -50,6 +50,10 @@ from data_access.users import disable_user, upsert_user  # noqa: E402
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 REQUEST_TIMEOUT_S = 30.0
+# One connection per request: gunicorn's gthread worker, when saturated, may close a kept-alive connection that
+# already carries the next request (the client sees ReadError). In production a reverse proxy owns client
+# keep-alive; here a fresh loopback connection per request measures the app, not that race.
+CLIENT_LIMITS = httpx.Limits(max_keepalive_connections=0)
 ROWS_PER_BLOCK = 100
 WSGI_MODULE = """
 from app import create_app
@@ -155,14 +159,17 @@ def _start_gunicorn(url: str, port: int, workdir: Path, workers: int, threads: i
         f"127.0.0.1:{port}",
         "bench_wsgi:server",
     ]
-    return subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = (workdir / "gunicorn.log").open(
+        "wb"
+    )  # a file, not a pipe nobody reads (a full pipe blocks gunicorn)
+    return subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _wait_until_up(base_url: str, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited: {process.stderr.read().decode(errors='replace')[-2000:]}")
+            raise SystemExit("gunicorn exited early; see its log above")
         try:
             if httpx.get(f"{base_url}/login", timeout=2).status_code == 200:
                 return
@@ -240,7 +247,9 @@ async def _clinician(
     think_s: float = 0.0,
 ) -> None:
     await asyncio.sleep(start_delay)  # clinicians arrive over the ramp, as at the start of a clinic session
-    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=CLIENT_LIMITS
+    ) as client:
         page = await _step(client, stats, "sign-in form", "GET", "/login")
         if page is None:
             return
@@ -418,6 +427,9 @@ def main() -> int:
             elapsed = time.monotonic() - started
         finally:
             _stop(process)
+            if process.returncode not in (0, -signal.SIGTERM) or "stats" not in locals() or stats.errors:
+                tail = (workdir / "gunicorn.log").read_text(errors="replace")[-3000:]
+                print(f"--- gunicorn log (last lines) ---\n{tail}")
         engine = make_engine(url)
         audited = sum(
             count_audit(

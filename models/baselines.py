@@ -92,23 +92,27 @@ def fit_gbm(
 ) -> list:
     import lightgbm as lgb
 
+    # LightGBM copies (and warns about) strided views; give it contiguous arrays.
+    X, X_val = np.ascontiguousarray(X), np.ascontiguousarray(X_val)
     fitted = []
     for o in range(len(OUTCOMES)):
-        if np.unique(y[:, o]).size < 2:
-            fitted.append(float(y[:, o].mean()))
+        target, val_target = np.ascontiguousarray(y[:, o]), np.ascontiguousarray(y_val[:, o])
+        if np.unique(target).size < 2:
+            fitted.append(float(target.mean()))
             continue
         model = lgb.LGBMClassifier(**GBM_PARAMS, random_state=seed, n_jobs=threads, verbose=-1)
         callbacks = [lgb.early_stopping(GBM_EARLY_STOPPING_ROUNDS, verbose=False)]
-        has_val = X_val.shape[0] > 0 and np.unique(y_val[:, o]).size > 1
+        has_val = X_val.shape[0] > 0 and np.unique(val_target).size > 1
         if has_val:
-            model.fit(X, y[:, o], eval_X=(X_val,), eval_y=(y_val[:, o],), callbacks=callbacks)
+            model.fit(X, target, eval_X=(X_val,), eval_y=(val_target,), callbacks=callbacks)
         else:
-            model.fit(X, y[:, o])
+            model.fit(X, target)
         fitted.append(model)
     return fitted
 
 
 def predict_gbm(fitted: list, X: np.ndarray) -> np.ndarray:
+    X = np.ascontiguousarray(X)
     return np.stack(
         [m.predict_proba(X)[:, 1] if not isinstance(m, float) else np.full(X.shape[0], m) for m in fitted],
         axis=1,

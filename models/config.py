@@ -55,6 +55,7 @@ class ModelConfig:
     dose_change_days: int = 90
     mc_samples: int = 20
     interval_level: float = 0.9
+    bootstrap_replicates: int = 200
     seed: int = 0
     hpo_trials: int = 0
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)

@@ -39,7 +39,6 @@ from models.tabular import clinical_at_landmarks, tabular_features
 
 GRAPH_MODEL = "graph_model"
 ORACLE = "oracle"
-SUBGROUP_REPLICATES = 100
 AGE_BANDS = ((0, 65, "<65"), (65, 75, "65-74"), (75, 85, "75-84"), (85, 200, "85+"))
 TARGET_ORACLE_GAP = 0.02
 
@@ -97,6 +96,7 @@ def evaluate_bundle(engine: Engine, bundle: ModelBundle, data: Any, device: torc
     }
     y = {name: y_flat[s] for name, s in snapshots.items()}
     seed = bundle.config.seed
+    replicates = bundle.config.bootstrap_replicates
     logistic = fit_logistic(features["train"].X, y["train"], seed)
     gbm = fit_gbm(features["train"].X, y["train"], features["val"].X, y["val"], seed, threads=_threads())
     efi_column = features["train"].names.index("score_efi")
@@ -123,13 +123,13 @@ def evaluate_bundle(engine: Engine, bundle: ModelBundle, data: Any, device: torc
     groups = {name: s // T for name, s in snapshots.items()}
     report: dict[str, Any] = {
         "model_version": bundle.version,
-        "outcomes": _per_outcome(y["test"], test_predictions, groups["test"], seed),
+        "outcomes": _per_outcome(y["test"], test_predictions, groups["test"], seed, replicates),
         "temporal_holdout": {
             "landmarks": [d.isoformat() for d in data.grid.dates[data.fit_months :]],
             "population": "training and validation practices, landmarks after the fit months",
-            "outcomes": _per_outcome(y["holdout"], holdout_predictions, groups["holdout"], seed),
+            "outcomes": _per_outcome(y["holdout"], holdout_predictions, groups["holdout"], seed, replicates),
         },
-        "subgroups": _subgroups(population, snapshots["test"], y["test"], test_predictions, seed),
+        "subgroups": _subgroups(population, snapshots["test"], y["test"], test_predictions, seed, replicates),
         "calibration_curve": {
             outcome: {
                 name: reliability_curve(y["test"][:, o], test_predictions[name][:, o])
@@ -160,14 +160,14 @@ def _threads() -> int:
 
 
 def _per_outcome(
-    y: np.ndarray, predictions: dict[str, np.ndarray], groups: np.ndarray, seed: int
+    y: np.ndarray, predictions: dict[str, np.ndarray], groups: np.ndarray, seed: int, replicates: int
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for o, outcome in enumerate(OUTCOMES):
         out[outcome] = {}
         for name, p in predictions.items():
             valid = np.isfinite(p[:, o])
-            report = metric_report(y[valid, o], p[valid, o], groups[valid], seed=seed)
+            report = metric_report(y[valid, o], p[valid, o], groups[valid], replicates=replicates, seed=seed)
             if not valid.all():
                 report["coverage"] = float(valid.mean())
             out[outcome][name] = report
@@ -232,7 +232,12 @@ def oracle_risks(engine: Engine, population: Any, grid: Any) -> np.ndarray | Non
 
 
 def _subgroups(
-    population: Any, snapshots: np.ndarray, y: np.ndarray, predictions: dict[str, np.ndarray], seed: int
+    population: Any,
+    snapshots: np.ndarray,
+    y: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    seed: int,
+    replicates: int,
 ) -> dict[str, Any]:
     flat = population.patient_x.reshape(-1, len(PATIENT_FEATURES))[snapshots]
     column = {name: i for i, name in enumerate(PATIENT_FEATURES)}
@@ -263,7 +268,7 @@ def _subgroups(
                         y[chosen, o][valid],
                         p[valid],
                         patient[chosen][valid],
-                        replicates=SUBGROUP_REPLICATES,
+                        replicates=max(replicates // 2, 20),
                         seed=seed,
                     )
             out[family][label] = entry

@@ -254,15 +254,21 @@ class TemporalGraphRiskModel(nn.Module):
     def sequence(self, z: Tensor, batch_size: int, months: int) -> tuple[Tensor, Tensor]:
         """GRU over months: states [B, T, H] and the head input [B, T, 3H]."""
         z = z.view(batch_size, months, 2 * self.hidden)
-        states, _ = self.gru(z)
-        return states, torch.cat([states, z], dim=-1)
+        states = self._gru(z, None)
+        return states, torch.cat([states.to(z.dtype), z], dim=-1)
 
     def step(self, z: Tensor, previous_state: Tensor | None) -> Tensor:
         """One GRU step for snapshot embeddings [N, 2H] from states [N, H] (None: the first month); head input."""
-        state, _ = self.gru(
-            z[:, None, :], None if previous_state is None else previous_state[None].contiguous()
-        )
-        return torch.cat([state[:, 0, :], z], dim=-1)
+        state = self._gru(z[:, None, :], previous_state)
+        return torch.cat([state[:, 0, :].to(z.dtype), z], dim=-1)
+
+    def _gru(self, z: Tensor, previous_state: Tensor | None) -> Tensor:
+        """The recurrence in float32 even under mixed precision: it is cheap, and reduced-precision state carried
+        over many months drifts."""
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            initial = None if previous_state is None else previous_state.float()[None].contiguous()
+            states, _ = self.gru(z.float(), initial)
+        return states
 
     def heads(self, head_input: Tensor) -> Tensor:
         """Logits [..., O] of every outcome (dropout active in training only)."""

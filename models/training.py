@@ -65,11 +65,16 @@ class TrainingData:
     cohort: Cohort
     vocabulary: GraphVocabulary
     grid: TimeGrid
-    population: PopulationGraph
+    population: PopulationGraph  # every month of the grid (for evaluation, the temporal hold-out included)
+    fit_population: PopulationGraph  # the fit months only: what training, validation and calibration run on
     labels: Labels
     split: Split
     fit_months: int  # months [0, fit_months) are used for fitting; the rest are the temporal hold-out
     lab_stats: dict[str, tuple[float, float]]
+
+    def fit_targets(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels [len(rows), fit_months, O] and the labelled mask [len(rows), fit_months] of the fit months."""
+        return self.labels.y[rows, : self.fit_months], self.labels.labelled[rows, : self.fit_months]
 
     def mask(self, rows: np.ndarray, months: str) -> np.ndarray:
         """Labelled landmarks [len(rows), T] of ``rows`` in the ``fit`` or ``holdout`` months."""
@@ -99,20 +104,23 @@ def prepare_training_data(cohort: Cohort, config: ModelConfig, vocabulary: Graph
     if config.holdout_months >= config.train_months:
         raise ValueError("holdout_months must be smaller than train_months")
     grid = training_grid(cohort.extract_date, config.train_months)
+    fit_months = grid.months - config.holdout_months
     population = build_population_graph(cohort, grid, vocabulary, config)
+    # The GRU is causal, so the hold-out months never influence the fit months' outputs; training on a graph of
+    # the fit months alone saves their cost in every epoch.
+    fit_population = build_population_graph(cohort, TimeGrid(grid.dates[:fit_months]), vocabulary, config)
     labels = landmark_labels(cohort, grid)
     split = split_patients(cohort.patient.select("id", "practice_id"), config.split, config.seed)
-    fit_months = grid.months - config.holdout_months
-    lab_stats = _lab_stats(population, split.rows["train"], fit_months)
-    return TrainingData(cohort, vocabulary, grid, population, labels, split, fit_months, lab_stats)
+    lab_stats = _lab_stats(fit_population, split.rows["train"])
+    return TrainingData(
+        cohort, vocabulary, grid, population, fit_population, labels, split, fit_months, lab_stats
+    )
 
 
-def _lab_stats(
-    population: PopulationGraph, train_rows: np.ndarray, fit_months: int
-) -> dict[str, tuple[float, float]]:
+def _lab_stats(population: PopulationGraph, train_rows: np.ndarray) -> dict[str, tuple[float, float]]:
     """Mean and standard deviation of each lab's values in the training split (to standardise lab nodes)."""
     labs = population.nodes["lab"]
-    in_train = np.isin(labs.patient, train_rows) & (labs.month < fit_months)
+    in_train = np.isin(labs.patient, train_rows)
     stats = {}
     for i, name in enumerate(labs.names):
         values = labs.x[in_train & (labs.name == i), 0]
@@ -135,9 +143,10 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Te
 def _batch_targets(
     data: TrainingData, rows: np.ndarray, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    y = torch.from_numpy(data.labels.y[rows]).to(device)
-    mask = torch.from_numpy(data.mask(rows, "fit")).to(device)
-    return y, mask
+    y, mask = data.fit_targets(rows)
+    return torch.from_numpy(np.ascontiguousarray(y)).to(device), torch.from_numpy(
+        np.ascontiguousarray(mask)
+    ).to(device)
 
 
 @torch.inference_mode()
@@ -146,10 +155,10 @@ def validation_loss(
 ) -> float:
     """Mean binary cross-entropy over the labelled fit-month landmarks of ``rows`` (all outcomes)."""
     model.eval()
-    keys = population_key_index(data.population)
+    keys = population_key_index(data.fit_population)
     total, count = 0.0, 0
     for chunk in batches(rows, batch_size):
-        tensors = to_tensors(make_batch(data.population, chunk, keys), device)
+        tensors = to_tensors(make_batch(data.fit_population, chunk, keys), device)
         y, mask = _batch_targets(data, chunk, device)
         with autocast(device):
             logits = model(tensors)
@@ -165,8 +174,8 @@ def validation_loss(
 def new_model(data: TrainingData, config: ModelConfig, device: torch.device) -> TemporalGraphRiskModel:
     torch.manual_seed(config.seed)
     model = TemporalGraphRiskModel(data.vocabulary, config, data.lab_stats)
-    train_mask = data.mask(data.split.rows["train"], "fit")
-    y = data.labels.y[data.split.rows["train"]][train_mask]
+    y_train, train_mask = data.fit_targets(data.split.rows["train"])
+    y = y_train[train_mask]
     model.set_base_rates(y.mean(axis=0) if y.size else np.full(len(OUTCOMES), 0.05))
     return model.to(device)
 
@@ -200,7 +209,7 @@ def fit_network(
         start_epoch = state["epoch"] + 1
         torch.set_rng_state(state["torch_rng"])
         log.info("resuming training at epoch %d", start_epoch + 1)
-    keys = population_key_index(data.population)
+    keys = population_key_index(data.fit_population)
     train_rows = data.split.rows["train"]
     val_rows = data.split.rows["val"]
     for epoch in range(start_epoch, config.epochs):
@@ -212,7 +221,7 @@ def fit_network(
         bar = _bar(progress, order.shape[0], f"epoch {epoch + 1}/{config.epochs}")
         running, steps = 0.0, 0
         for chunk in batches(order, config.batch_size):
-            tensors = to_tensors(make_batch(data.population, chunk, keys), device)
+            tensors = to_tensors(make_batch(data.fit_population, chunk, keys), device)
             y, mask = _batch_targets(data, chunk, device)
             with autocast(device):
                 logits = model(tensors)
@@ -283,9 +292,8 @@ def calibrate(
 ) -> dict[str, tuple[float, float]]:
     """Platt scaling per outcome on the validation practices' fit-month landmarks."""
     rows = data.split.rows["val"]
-    logits = population_logits(model, data.population, rows, device, batch_size)
-    mask = data.mask(rows, "fit")
-    y = data.labels.y[rows]
+    logits = population_logits(model, data.fit_population, rows, device, batch_size)
+    y, mask = data.fit_targets(rows)
     return {outcome: fit_platt(logits[..., o][mask], y[..., o][mask]) for o, outcome in enumerate(OUTCOMES)}
 
 

@@ -89,7 +89,11 @@ def _patients_in_scope(engine: Engine) -> list[str]:
 
 
 def build_app(
-    engine: Engine, *, demo: bool = True, secret: str | None = "test-secret-key-0123456789"
+    engine: Engine,
+    *,
+    demo: bool = True,
+    secret: str | None = "test-secret-key-0123456789",
+    validation_layout: bool = False,
 ) -> dash.Dash:
     server = flask.Flask("security_test_app")
     app = dash.Dash(
@@ -97,7 +101,8 @@ def build_app(
         server=server,
         use_pages=True,
         pages_folder="",
-        suppress_callback_exceptions=True,
+        # False makes Dash call every page layout with no arguments to build (and publish) a validation layout.
+        suppress_callback_exceptions=not validation_layout,
         assets_folder="/nonexistent-assets",
     )
     dash.register_page("sec_help", path="/sec-help", layout=html.Div("Help text", id="sec-help"))

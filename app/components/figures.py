@@ -6,9 +6,11 @@ Dash or a database. All colours, symbols and fonts come from ``app.theme``.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -16,6 +18,60 @@ from app import theme
 from data_access.queries.patient import FlagView, MedicationPeriod, PatientRecordView, Trajectory
 
 LANE_HEIGHT_PX = 24
+
+
+class _Spec:
+    """A figure assembled as plain dicts and turned into a ``go.Figure`` once, without plotly's per-property
+    validation: building a busy patient's timeline through the validated API cost half a second per page."""
+
+    def __init__(self, layout: dict[str, Any]) -> None:
+        self.data: list[dict[str, Any]] = []
+        self.layout: dict[str, Any] = copy.deepcopy(layout)
+
+    def add_trace(self, trace: dict[str, Any]) -> None:
+        self.data.append(trace)
+
+    def add_shape(self, **shape: Any) -> None:
+        self.layout.setdefault("shapes", []).append(shape)
+
+    def add_annotation(self, **annotation: Any) -> None:
+        self.layout.setdefault("annotations", []).append(annotation)
+
+    def add_vline(self, x: Any, line: dict[str, Any]) -> None:
+        self.add_shape(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1, line=line)
+
+    def update_xaxes(self, **settings: Any) -> None:
+        _merge(self.layout.setdefault("xaxis", {}), _axis(settings))
+
+    def update_yaxes(self, **settings: Any) -> None:
+        _merge(self.layout.setdefault("yaxis", {}), _axis(settings))
+
+    def update_layout(self, **settings: Any) -> None:
+        _merge(self.layout, settings)
+
+    def build(self) -> go.Figure:
+        return go.Figure({"data": self.data, "layout": self.layout}, _validate=False)
+
+
+def _axis(settings: dict[str, Any]) -> dict[str, Any]:
+    out = dict(settings)
+    if "title_text" in out:
+        out["title"] = {"text": out.pop("title_text")}
+    return out
+
+
+def _merge(target: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _trace(kind: str, **properties: Any) -> dict[str, Any]:
+    return {"type": kind, **properties}
+
+
 MS_PER_DAY = 86_400_000
 FLAG_LANE = "Safety flags"
 EVENT_LANE = "Events"
@@ -25,7 +81,7 @@ LAB_LANE = "Tests"
 
 def empty_figure(message: str, height: int = 260) -> go.Figure:
     """A blank figure that says why it is blank (never an empty white box)."""
-    figure = go.Figure(layout=theme.base_layout(height=height))
+    figure = _Spec(theme.base_layout(height=height))
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     figure.add_annotation(
@@ -37,7 +93,7 @@ def empty_figure(message: str, height: int = 260) -> go.Figure:
         yref="paper",
         font={"size": 14, "color": theme.NHS_SECONDARY_TEXT},
     )
-    return figure
+    return figure.build()
 
 
 # ---------------------------------------------------------------- risk trajectory
@@ -51,7 +107,7 @@ def risk_trajectory_figure(
     started or stopped and where events happened."""
     if not any(trajectory.points.values()):
         return empty_figure("No cached model predictions for this patient.")
-    figure = go.Figure(layout=theme.base_layout(height=380))
+    figure = _Spec(theme.base_layout(height=380))
     first = min(p[0].as_of for p in trajectory.points.values() if p)
     last = max(p[-1].as_of for p in trajectory.points.values() if p)
     for outcome, points in trajectory.points.items():
@@ -61,7 +117,8 @@ def risk_trajectory_figure(
         label = theme.OUTCOME_LABELS.get(outcome, outcome)
         x = [p.as_of for p in points]
         figure.add_trace(
-            go.Scatter(
+            _trace(
+                "scatter",
                 x=x + x[::-1],
                 y=[p.upper * 100 for p in points] + [p.lower * 100 for p in points][::-1],
                 fill="toself",
@@ -74,7 +131,8 @@ def risk_trajectory_figure(
             )
         )
         figure.add_trace(
-            go.Scatter(
+            _trace(
+                "scatter",
                 x=x,
                 y=[p.risk * 100 for p in points],
                 mode="lines",
@@ -99,11 +157,11 @@ def risk_trajectory_figure(
     if as_of is not None:
         figure.add_vline(x=as_of, line={"color": theme.NHS_SECONDARY_TEXT, "dash": "dot", "width": 1})
     figure.update_layout(margin={"t": 70}, hovermode="closest")
-    return figure
+    return figure.build()
 
 
 def _add_change_markers(
-    figure: go.Figure,
+    figure: _Spec,
     medications: Sequence[MedicationPeriod],
     events: Iterable,
     first: dt.date,
@@ -119,7 +177,8 @@ def _add_change_markers(
     ):
         if points:
             figure.add_trace(
-                go.Scatter(
+                _trace(
+                    "scatter",
                     x=[d for d, _ in points],
                     y=[marker_y] * len(points),
                     mode="markers",
@@ -132,7 +191,8 @@ def _add_change_markers(
     dated_events = [e for e in events if first <= e.date <= last]
     if dated_events:
         figure.add_trace(
-            go.Scatter(
+            _trace(
+                "scatter",
                 x=[e.date for e in dated_events],
                 y=[marker_y] * len(dated_events),
                 mode="markers",
@@ -189,7 +249,7 @@ def interaction_timeline_figure(view: PatientRecordView) -> go.Figure:
     lanes = timeline_lanes(view)
     labels = [lane.key for lane in lanes]
     end = view.as_of
-    figure = go.Figure(layout=theme.base_layout(height=max(320, 90 + LANE_HEIGHT_PX * len(lanes))))
+    figure = _Spec(theme.base_layout(height=max(320, 90 + LANE_HEIGHT_PX * len(lanes))))
     chapters = {lane.chapter for lane in lanes if lane.chapter or lane.chapter_title}
     colours = {
         c: theme.CHAPTER_COLOURS[i % len(theme.CHAPTER_COLOURS)]
@@ -217,7 +277,7 @@ def interaction_timeline_figure(view: PatientRecordView) -> go.Figure:
     figure.update_layout(
         barmode="overlay", bargap=0.35, hovermode="closest", showlegend=True, margin={"l": 10, "t": 60}
     )
-    return figure
+    return figure.build()
 
 
 def _period_end(stop: dt.date | None, end: dt.date) -> dt.date:
@@ -230,7 +290,7 @@ def _duration_ms(start: dt.date, stop: dt.date) -> int:
 
 
 def _add_medication_bars(
-    figure: go.Figure, medications: Sequence[MedicationPeriod], colours: dict[str, str], end: dt.date
+    figure: _Spec, medications: Sequence[MedicationPeriod], colours: dict[str, str], end: dt.date
 ) -> None:
     by_chapter: dict[str, list[MedicationPeriod]] = {}
     for m in medications:
@@ -239,7 +299,8 @@ def _add_medication_bars(
         items = by_chapter[chapter]
         title = items[0].chapter_title
         figure.add_trace(
-            go.Bar(
+            _trace(
+                "bar",
                 orientation="h",
                 base=[m.start.isoformat() for m in items],
                 x=[_duration_ms(m.start, _period_end(m.stop, end)) for m in items],
@@ -261,11 +322,12 @@ def _add_medication_bars(
         )
 
 
-def _add_condition_bars(figure: go.Figure, view: PatientRecordView, end: dt.date) -> None:
+def _add_condition_bars(figure: _Spec, view: PatientRecordView, end: dt.date) -> None:
     if not view.conditions:
         return
     figure.add_trace(
-        go.Bar(
+        _trace(
+            "bar",
             orientation="h",
             base=[c.onset.isoformat() for c in view.conditions],
             x=[_duration_ms(c.onset, _period_end(c.resolved, end)) for c in view.conditions],
@@ -282,7 +344,7 @@ def _add_condition_bars(figure: go.Figure, view: PatientRecordView, end: dt.date
     )
 
 
-def _add_flags(figure: go.Figure, flags: Sequence[FlagView], labels: list[str], end: dt.date) -> None:
+def _add_flags(figure: _Spec, flags: Sequence[FlagView], labels: list[str], end: dt.date) -> None:
     if not flags:
         return
     lane_index = {label: i for i, label in enumerate(labels)}
@@ -292,7 +354,8 @@ def _add_flags(figure: go.Figure, flags: Sequence[FlagView], labels: list[str], 
             continue
         colour = theme.SEVERITY_COLOURS[severity]
         figure.add_trace(
-            go.Bar(
+            _trace(
+                "bar",
                 orientation="h",
                 base=[f.start.isoformat() for f in items],
                 x=[_duration_ms(f.start, _period_end(f.end, end)) for f in items],
@@ -350,11 +413,12 @@ def _wrap(text: str, width: int = 70) -> str:
     return "<br>".join(lines)
 
 
-def _add_event_markers(figure: go.Figure, view: PatientRecordView) -> None:
+def _add_event_markers(figure: _Spec, view: PatientRecordView) -> None:
     if not view.events:
         return
     figure.add_trace(
-        go.Scatter(
+        _trace(
+            "scatter",
             x=[e.date for e in view.events],
             y=[EVENT_LANE] * len(view.events),
             mode="markers",
@@ -371,11 +435,12 @@ def _add_event_markers(figure: go.Figure, view: PatientRecordView) -> None:
     )
 
 
-def _add_lab_markers(figure: go.Figure, view: PatientRecordView) -> None:
+def _add_lab_markers(figure: _Spec, view: PatientRecordView) -> None:
     if not view.labs:
         return
     figure.add_trace(
-        go.Scatter(
+        _trace(
+            "scatter",
             x=[lab.date for lab in view.labs],
             y=[LAB_LANE] * len(view.labs),
             mode="markers",
@@ -394,7 +459,7 @@ def _lab_value(value: float | None) -> str:
     return "(no value)" if value is None else f"{value:g}"
 
 
-def _add_chapter_bands(figure: go.Figure, lanes: list[Lane]) -> None:
+def _add_chapter_bands(figure: _Spec, lanes: list[Lane]) -> None:
     """Shade alternate BNF chapters so lanes read as groups (the legend names each chapter by colour)."""
     total = len(lanes)
     groups: list[tuple[str, int, int]] = []
@@ -434,7 +499,7 @@ def what_if_figure(
     """Forward 12-month risks, current medicines (solid) beside the scenario (dashed), one colour per outcome."""
     if not any(current.values()) and not any(scenario.values()):
         return empty_figure("The model returned no trajectory for this scenario.")
-    figure = go.Figure(layout=theme.base_layout(height=360))
+    figure = _Spec(theme.base_layout(height=360))
     for outcome in theme.OUTCOME_LABELS:
         colour = theme.OUTCOME_COLOURS[outcome]
         name = theme.OUTCOME_LABELS[outcome]
@@ -445,7 +510,8 @@ def what_if_figure(
             if not series:
                 continue
             figure.add_trace(
-                go.Scatter(
+                _trace(
+                    "scatter",
                     x=[d for d, _ in series],
                     y=[r * 100 for _, r in series],
                     mode="lines+markers",
@@ -468,4 +534,4 @@ def what_if_figure(
         margin={"t": 110},
         legend={"y": 1.12},
     )
-    return figure
+    return figure.build()

@@ -88,7 +88,9 @@ def deny(
     parts = [detail] if detail else []
     if permission is not None:
         parts.append(f"needs {permission.value}")
-    audit(action, patient_id=patient_id, detail="; ".join(parts) or None, outcome="denied")
+    # Outside a request (a unit test calling a callback directly) there is nobody to audit.
+    if flask.has_request_context():
+        audit(action, patient_id=patient_id, detail="; ".join(parts) or None, outcome="denied")
     return Forbidden("You do not have access to this.")
 
 

@@ -31,14 +31,25 @@ class Camera:
         self.saved: set[str] = set()
 
     def page(self, page: Page, name: str) -> None:
+        import time; print(name, time.perf_counter())
         settle(page)
         page.screenshot(path=str(IMAGES / name))
         self.saved.add(name)
 
-    def element(self, locator: Locator, name: str) -> None:
+    def element(self, locator: Locator, name: str, max_height: int = 900) -> None:
+        """The element, cut at ``max_height`` pixels (a guide needs the top of a long panel, not all of it)."""
         settle(locator.page)
         locator.scroll_into_view_if_needed()
-        locator.screenshot(path=str(IMAGES / name))
+        box = locator.bounding_box()  # relative to the viewport; the full-page clip is relative to the page
+        assert box is not None, name
+        scroll_x, scroll_y = locator.page.evaluate("() => [window.scrollX, window.scrollY]")
+        clip = {
+            "x": box["x"] + scroll_x,
+            "y": box["y"] + scroll_y,
+            "width": box["width"],
+            "height": min(box["height"], max_height),
+        }
+        locator.page.screenshot(path=str(IMAGES / name), clip=clip, full_page=True)
         self.saved.add(name)
 
 
@@ -105,9 +116,10 @@ def shoot_gp(page: Page, camera: Camera) -> None:
     camera.page(page, "gp-worklist.png")
 
     page.locator("#worklist-grid .dx-patient-link").first.click()
-    expect(page.locator("#patient-trajectory .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#patient-trajectory .main-svg").first).to_be_visible()
     camera.page(page, "gp-patient.png")
     camera.element(section(page, "Polypharmacy interaction timeline"), "gp-patient-timeline.png")
+    camera.element(section(page, "Current safety flags"), "pharmacist-flags.png")
     camera.element(section(page, "SMR pre-visit pack"), "gp-smr-pack.png")
 
 
@@ -116,17 +128,14 @@ def shoot_pharmacist(page: Page, camera: Camera) -> None:
     page.goto("/plan")
     heading(page, "Plan this month's SMRs")
     page.get_by_role("button", name="Propose patients").click()
-    expect(page.get_by_role("heading", name="Does the proposal reflect the eligible population?")).to_be_visible()
+    expect(
+        page.get_by_role("heading", name="Does the proposal reflect the eligible population?")
+    ).to_be_visible()
     camera.page(page, "pharmacist-plan.png")
 
     page.goto("/combinations")
     heading(page, "Flagged combinations")
     camera.page(page, "pharmacist-combinations.png")
-
-    page.goto("/")
-    page.locator("#worklist-grid .dx-patient-link").first.click()
-    expect(page.locator("#patient-flags")).not_to_be_empty()
-    camera.element(section(page, "Current safety flags"), "pharmacist-flags.png")
 
 
 def shoot_researcher(page: Page, camera: Camera) -> None:
@@ -137,6 +146,8 @@ def shoot_researcher(page: Page, camera: Camera) -> None:
 
     page.goto("/patterns")
     heading(page, "Patterns of care: prescribing cascades")
+    page.get_by_label("Minimum people with both").select_option("5")  # the e2e cohort is small
+    expect(page.locator("#patterns-summary")).to_contain_text(re.compile(r"[1-9][\d,]* drug pairs shown"))
     camera.page(page, "researcher-patterns.png")
 
     page.goto("/model")
@@ -173,7 +184,7 @@ def shoot_admin(page: Page, camera: Camera) -> None:
     camera.page(page, "admin-audit.png")
     page.goto("/help")
     heading(page, "User guides and the tour")
-    camera.element(page.locator("main"), "help.png")
+    camera.page(page, "help.png")
 
 
 def test_guide_screenshots_are_regenerated(signed_in: Callable[[str], Page], camera: Camera) -> None:
@@ -186,6 +197,8 @@ def test_guide_screenshots_are_regenerated(signed_in: Callable[[str], Page], cam
         name for guide in DOCS.glob("user-guide-*.md") for name in IMAGE_REFERENCE.findall(guide.read_text())
     }
     assert referenced, "the guides reference no screenshots"
-    assert referenced <= camera.saved, f"guides reference images this test does not produce: {referenced - camera.saved}"
+    assert referenced <= camera.saved, (
+        f"guides reference images this test does not produce: {referenced - camera.saved}"
+    )
     for name in camera.saved:
         assert (IMAGES / name).stat().st_size > 5_000, name

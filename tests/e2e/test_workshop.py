@@ -191,7 +191,9 @@ def test_workshop_refuses_to_start_on_imported_data(researcher: Page, live_dashb
     page = researcher
     engine = live_dashboard.engine
     with engine.connect() as conn:
-        patient_id, source = conn.execute(select(Patient.id, Patient.source).order_by(Patient.id).limit(1)).one()
+        patient_id, source = conn.execute(
+            select(Patient.id, Patient.source).order_by(Patient.id).limit(1)
+        ).one()
     with engine.begin() as conn:
         conn.execute(update(Patient).where(Patient.id == patient_id).values(source="fhir"))
     try:

@@ -279,3 +279,15 @@ def test_production_cookies_and_hsts(engine: Engine) -> None:
         assert "Domain" not in cookie
         assert browser.get("/sec-help").status_code == 200
         # the same secure cookie offered over plain http is not a session there (HSTS keeps browsers on https)
+
+
+def test_dash_validation_layout_build_neither_breaks_nor_leaks(engine: Engine) -> None:
+    """With suppress_callback_exceptions off, Dash renders every layout argument-free on the first request."""
+    with security_app(engine, validation_layout=True) as app:
+        anonymous = _browser(app)
+        assert anonymous.get("/sec-worklist").status_code == 302  # first request: anonymous
+        gp = _signed_in(app, "gp-a")
+        page = gp.get("/sec-worklist")
+        assert page.status_code == 200 and "pat-a1" not in page.get_data(as_text=True)
+        listing = gp.callback("sec-list.children", [{"id": "sec-filter", "property": "value", "value": ""}])
+        assert "pat-a1" in listing.get_data(as_text=True)

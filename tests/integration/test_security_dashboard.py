@@ -295,3 +295,23 @@ def test_model_service_down_keeps_cached_pages_and_says_so(engine: Engine) -> No
     assert answer.status_code == 200
     body = answer.get_data(as_text=True)
     assert "what-if-message" in body and "cannot be reached" in body
+
+
+def test_production_dashboard_has_dev_tools_off_and_hardened_responses(engine: Engine) -> None:
+    from app import create_app
+
+    production = create_app(_settings(engine, demo=False), engine=engine)
+    browser = Browser(production.server.test_client(), base_url="https://dynairx.test")
+    login_page = browser.get("/login")
+    assert "demo-gp" not in login_page.get_data(as_text=True)  # no demo notice outside demo mode
+    assert browser.login("demo-gp", PASSWORD, next_url="/help").status_code == 302
+    page = browser.get("/help")
+    html = page.get_data(as_text=True)
+    assert '"ui":false' in html and '"props_check":false' in html  # Dash dev tools off
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+    for digest in production.csp_hashes():
+        assert digest in page.headers["Content-Security-Policy"]
+    cookie = browser.client.get_cookie("__Host-dynairx_session", domain="dynairx.test")
+    assert cookie is not None and cookie.secure and cookie.http_only and cookie.same_site == "Lax"
+    boom = browser.callback("no-such-output.children", [{"id": "x", "property": "y", "value": 1}])
+    assert boom.status_code in {400, 404, 500} and "Traceback" not in boom.get_data(as_text=True)

@@ -164,3 +164,19 @@ def test_claims_with_groups_as_text_and_sub_fallback() -> None:
 def test_claims_without_exactly_one_role_are_refused(claims: dict) -> None:
     with pytest.raises(OIDCRefused):
         identity_from_claims(claims, OIDC)
+
+
+def test_requires_passes_dashs_argument_free_layout_calls_and_refuses_the_rest() -> None:
+    from werkzeug.exceptions import Forbidden
+
+    from app.security import requires
+    from app.security.identity import required_permission
+
+    @requires(Permission.VIEW_AUDIT)
+    def layout(**_query: str) -> str:
+        return "shell"
+
+    assert required_permission(layout) is Permission.VIEW_AUDIT
+    assert layout() == "shell"  # Dash's validation-layout build: no arguments, no callback dispatch
+    with pytest.raises(Forbidden):
+        layout(search="x")  # anything else needs a signed-in user with the permission

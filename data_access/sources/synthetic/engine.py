@@ -48,7 +48,16 @@ from data_access.sources.synthetic.physiology import (
     ckd_stage,
     creatinine_from_egfr,
 )
-from data_access.sources.synthetic.prescribing import AcuteExposure, MedicineTable, Prescriber
+from data_access.sources.synthetic.prescribing import (
+    DIABETES_LOWERING,
+    DIABETES_SLOTS,
+    HBA1C_DIAGNOSTIC,
+    HBA1C_INTENSIFY,
+    NEW_NSAID_DAYS,
+    AcuteExposure,
+    MedicineTable,
+    Prescriber,
+)
 
 FAR_FUTURE = np.int32(2**31 - 1)
 EVENT_TYPES = (
@@ -351,12 +360,12 @@ class World:
             0.0,
         )
         level = self.physiology.hba1c(self.has("type2_diabetes"), years, np.zeros(n))
-        steps = np.where((level >= 48) & (rng.random(n) < 0.9), 1, 0).astype(np.int8)
-        lowered = np.where(steps == 1, 11.0, 0.0)
+        steps = np.where((level >= HBA1C_DIAGNOSTIC) & (rng.random(n) < 0.9), 1, 0).astype(np.int8)
+        lowered = np.where(steps == 1, DIABETES_LOWERING[0], 0.0)
         for step in range(2, 5):
-            advance = (steps == step - 1) & (level - lowered >= 58) & (rng.random(n) < 0.8)
+            advance = (steps == step - 1) & (level - lowered >= HBA1C_INTENSIFY) & (rng.random(n) < 0.8)
             steps = np.where(advance, step, steps)
-            lowered = np.where(advance, lowered + (9.0, 8.0, 15.0)[step - 2], lowered)
+            lowered = np.where(advance, lowered + DIABETES_LOWERING[step - 1], lowered)
         self.diabetes_baseline_steps = steps
 
     # ------------------------------------------------------------------ latent state
@@ -386,8 +395,8 @@ class World:
         lowering = sum(
             step * p.on(k)
             for k, step in zip(
-                ("metformin", "diabetes_second_line", "diabetes_third_line", "basal_insulin"),
-                (11.0, 9.0, 8.0, 15.0),
+                DIABETES_SLOTS,
+                DIABETES_LOWERING,
                 strict=True,
             )
         )
@@ -491,7 +500,7 @@ class World:
             "diuretic",
         ):
             x[key] = p.on_class(key).astype(f)
-        x["nsaid_new"] = p.started_within("nsaid", self.month_start, 60).astype(f)
+        x["nsaid_new"] = p.started_within("nsaid", self.month_start, NEW_NSAID_DAYS).astype(f)
         x["benzodiazepine_or_z_drug"] = np.maximum(x["benzodiazepine"], x["z_drug"])
         x["_ppi"] = p.on_class("ppi").astype(f)
         x["ppi_with_bleeding_drug"] = x["_ppi"] * (
@@ -822,7 +831,7 @@ class World:
         elif panel == "hba1c":
             diabetic = self.any_of(("type2_diabetes", "type1_diabetes"))
             at_most(diabetic, 12)
-            at_most(diabetic & (self.hba1c >= 58), 6)  # NICE NG28: 3-6 monthly until stable
+            at_most(diabetic & (self.hba1c >= HBA1C_INTENSIFY), 6)  # NICE NG28: 3-6 monthly until stable
         elif panel == "bp":
             at_most(self.has("hypertension"), 12)
             at_most(self.has("hypertension") & self.last_bp_uncontrolled, 3)

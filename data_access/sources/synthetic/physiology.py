@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_access.sources.synthetic.calendar import DAYS_PER_YEAR, NO_DATE
+from data_access.sources.synthetic.calendar import NO_DATE
 
 # Monitoring panels and the observation types each produces.
 PANELS: dict[str, tuple[str, ...]] = {
@@ -74,8 +74,6 @@ CKD_STAGE_SNOMED = ("700378005", "700379002", "431857002", "433146000")
 HYPERTENSIVE_MMHG_PER_DRUG = 9.0
 BP_TARGET_UNDER_80 = 140.0  # NICE NG136: clinic systolic target < 140 mmHg under 80 years
 BP_TARGET_80_PLUS = 150.0  # NICE NG136: < 150 mmHg aged 80 and over
-HBA1C_INTENSIFY = 58.0  # NICE NG28: intensify when HbA1c rises to 58 mmol/mol on treatment
-HBA1C_DIAGNOSTIC = 48.0
 
 
 @dataclass
@@ -173,7 +171,3 @@ def creatinine_from_egfr(egfr: np.ndarray, age: np.ndarray, male: np.ndarray) ->
 
 def bp_target(age: np.ndarray) -> np.ndarray:
     return np.where(age >= 80, BP_TARGET_80_PLUS, BP_TARGET_UNDER_80)
-
-
-def years_between(later_day: np.ndarray | int, earlier_day: np.ndarray) -> np.ndarray:
-    return (np.asarray(later_day) - earlier_day) / DAYS_PER_YEAR

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,11 +41,19 @@ from data_access.sources.synthetic.medicines import (
     Slot,
 )
 
+if (
+    TYPE_CHECKING
+):  # the engine's state object; imported for type checking only (the engine imports this module)
+    from data_access.sources.synthetic.engine import World
+
 HTN_STEP_PROBABILITY = 0.5
 """Probability of adding the next antihypertensive at an above-target reading (therapeutic inertia is common:
 Okonofua EC et al. Hypertension 2006;47:345-51 - intensification at about half of uncontrolled visits)."""
 DIABETES_STEP_PROBABILITY = 0.45
-ACUTE_NSAID_DAYS_NEW = 60
+HBA1C_DIAGNOSTIC = 48.0  # mmol/mol: NICE NG28 / WHO diagnostic threshold; metformin starts from here
+HBA1C_INTENSIFY = 58.0  # mmol/mol: NICE NG28, intensify when HbA1c rises to 58 on treatment
+HBA1C_INSULIN = 75.0  # mmol/mol: basal insulin when HbA1c stays this high on three agents (assumption)
+NEW_NSAID_DAYS = 60
 """An NSAID started within this many days counts as a *new* NSAID (Lapi 2013: AKI risk highest early)."""
 REVIEW_INTERVAL_MONTHS = 12.0
 
@@ -542,7 +551,9 @@ class Prescriber:
         self.stop_mask("nsaid", (egfr < 30) & (rng.random(self.n) < 0.3), t)
         self.stop_mask("mineralocorticoid_antagonist", (potassium > 5.5) & (rng.random(self.n) < 0.6), t)
         hba1c = w.tested_value("hba1c")
-        poorly_controlled = np.flatnonzero((hba1c >= 58) & self.on("metformin") & (rng.random(self.n) < 0.2))
+        poorly_controlled = np.flatnonzero(
+            (hba1c >= HBA1C_INTENSIFY) & self.on("metformin") & (rng.random(self.n) < 0.2)
+        )
         self.titrate(
             self.s("metformin"),
             poorly_controlled,
@@ -807,6 +818,8 @@ HTN_SLOTS = (
 )
 DIABETES_SLOTS = ("metformin", "diabetes_second_line", "diabetes_third_line", "basal_insulin")
 DIABETES_LOWERING = (11.0, 9.0, 8.0, 15.0)
+"""HbA1c lowering (mmol/mol) of each diabetes step: metformin about 1% (11 mmol/mol), add-ons 0.5-1%, insulin more
+(NICE NG28 evidence reviews); used for the latent HbA1c in physiology."""
 CVD = ("ischaemic_heart_disease", "myocardial_infarction", "stroke_tia", "peripheral_arterial_disease")
 
 
@@ -960,13 +973,13 @@ def _diabetes_step(p: Prescriber, w: World, key: str, mode: str) -> np.ndarray:
         return out
     hba1c = w.tested_value("hba1c")
     if key == "basal_insulin":
-        escalate = t2 & p.on("diabetes_third_line") & (hba1c > 75)
+        escalate = t2 & p.on("diabetes_third_line") & (hba1c > HBA1C_INSULIN)
         return np.where(t1, 0.9, np.where(escalate, 0.3, 0.0))
     if key == "metformin":
-        return np.where(t2 & (hba1c >= 48) & (w.egfr >= 30), 0.5, 0.0)
+        return np.where(t2 & (hba1c >= HBA1C_DIAGNOSTIC) & (w.egfr >= 30), 0.5, 0.0)
     previous = DIABETES_SLOTS[position - 2]
     prior_ok = p.on(previous) | ((previous == "metformin") & (w.egfr < 30))
-    return np.where(t2 & prior_ok & (hba1c >= 58), DIABETES_STEP_PROBABILITY, 0.0)
+    return np.where(t2 & prior_ok & (hba1c >= HBA1C_INTENSIFY), DIABETES_STEP_PROBABILITY, 0.0)
 
 
 def _no_sglt2_and_egfr_20(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
@@ -1197,10 +1210,3 @@ def _acute_rates(p: Prescriber, w: World) -> dict[str, np.ndarray]:
         "lansoprazole": 0.002 * adult * ~p.on("proton_pump_inhibitor"),
         "pholcodine": 0.001 * adult,
     }
-
-
-# ``World`` is the engine's state object; imported only for type checking to avoid a cycle.
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:
-    from data_access.sources.synthetic.engine import World
