@@ -49,7 +49,7 @@ from data_access.schema import Practice, WorklistEntry  # noqa: E402
 from data_access.users import disable_user, upsert_user  # noqa: E402
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
-REQUEST_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 60.0
 # One connection per request: gunicorn's gthread worker, when saturated, may close a kept-alive connection that
 # already carries the next request (the client sees ReadError). In production a reverse proxy owns client
 # keep-alive; here a fresh loopback connection per request measures the app, not that race.

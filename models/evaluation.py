@@ -156,6 +156,7 @@ def clinical_rules(train_features: Any) -> list[str]:
 
 
 def _threads() -> int:
+    """LightGBM threads: as many as torch uses (the caller's choice of parallelism)."""
     return max(1, torch.get_num_threads())
 
 

@@ -73,15 +73,20 @@ def guide_blocks(text: str) -> list[TextBlock | ImageBlock]:
     for line in text.splitlines():
         match = IMAGE_LINE.match(line.strip())
         if match:
-            if lines:
-                blocks.append(TextBlock("\n".join(lines)))
-                lines = []
+            _flush(lines, blocks)
+            lines = []
             blocks.append(ImageBlock(match["name"], match["alt"]))
         else:
             lines.append(GUIDE_LINK.sub(lambda m: f"(/help/guides/{m['role']}{m['anchor'] or ''})", line))
-    if lines:
-        blocks.append(TextBlock("\n".join(lines)))
+    _flush(lines, blocks)
     return blocks
+
+
+def _flush(lines: list[str], blocks: list[TextBlock | ImageBlock]) -> None:
+    """Append the pending Markdown lines as one block (blank runs between images are not blocks)."""
+    text = "\n".join(lines)
+    if text.strip():
+        blocks.append(TextBlock(text))
 
 
 @lru_cache(maxsize=64)
@@ -116,7 +121,7 @@ def guide_components(guide: Guide) -> list:
         if uri is None:
             out.append(html.P(f"(Screenshot not available: {block.alt})", className="dx-muted"))
         else:
-            out.append(html.Img(src=uri, alt=block.alt, loading="lazy"))
+            out.append(html.Img(src=uri, alt=block.alt))
     return out
 
 

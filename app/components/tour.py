@@ -54,6 +54,10 @@ PAGE_STEPS: dict[str, str] = {
         "Your practice's patients for a Structured Medication Review. 'Why now' puts first the people whose picture "
         "changed since their last review; filter by SMR cohort, safety flags or rising risk, and export the list."
     ),
+    "/plan": (
+        "Plan this month's SMRs: enter the practice's review slots and DynAIRx proposes whom to offer them to, "
+        "with a check that the proposal reflects the eligible population."
+    ),
     "/combinations": "Which combinations of medicines are common across the population, and which carry safety flags.",
     "/population": "The population at a glance: SMR cohorts, risks and safety flags across practices.",
     "/patterns": (

@@ -31,7 +31,6 @@ class Camera:
         self.saved: set[str] = set()
 
     def page(self, page: Page, name: str) -> None:
-        import time; print(name, time.perf_counter())
         settle(page)
         page.screenshot(path=str(IMAGES / name))
         self.saved.add(name)
@@ -116,7 +115,8 @@ def shoot_gp(page: Page, camera: Camera) -> None:
     camera.page(page, "gp-worklist.png")
 
     page.locator("#worklist-grid .dx-patient-link").first.click()
-    expect(page.locator("#patient-trajectory .main-svg").first).to_be_visible()
+    # The patient page draws several figures on first load: allow for a busy test machine.
+    expect(page.locator("#patient-trajectory .main-svg").first).to_be_visible(timeout=60_000)
     camera.page(page, "gp-patient.png")
     camera.element(section(page, "Polypharmacy interaction timeline"), "gp-patient-timeline.png")
     camera.element(section(page, "Current safety flags"), "pharmacist-flags.png")

@@ -1,13 +1,15 @@
 """The /patterns page in the system Chromium: a researcher screens drug pairs by sequence symmetry, switches to drug
-classes, picks a pair from the table and sees its histogram; a signed-out visitor is sent to sign in.
+classes, picks a pair from the table and sees its histogram; a signed-out visitor is sent to sign in; axe-core finds no
+serious accessibility problem.
 Every test fails on a browser console error (the ``console`` fixture of conftest.py)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +57,7 @@ def test_researcher_screens_pairs_and_opens_one(researcher_page: Page) -> None:
     first.locator(".ag-cell[col-id='n_index_first']").click()
     pair = page.locator("#patterns-pair")
     expect(pair.get_by_role("heading", name=f"{drug_a} → {drug_b}")).to_be_visible()
-    expect(pair).to_contain_text("Adjusted sequence ratio (95% CI)")
+    expect(pair.get_by_role("columnheader", name="Adjusted SR (95% CI)")).to_be_visible()
     expect(page.locator("#patterns-histogram .js-plotly-plot")).to_be_visible()
     expect(page.locator("#patterns-histogram")).to_contain_text(f"Days from the first start of {drug_a}")
     from conftest import screenshot
@@ -73,3 +75,33 @@ def test_signed_out_visitor_is_sent_to_sign_in(page: Page, console, live_dashboa
     page.goto("/patterns")
     expect(page).to_have_url(re.compile(r"/login"))
     expect(page.get_by_label("User name")).to_be_visible()
+
+
+def test_patterns_page_passes_axe(browser: Browser, live_dashboard) -> None:  # noqa: ANN001
+    from conftest import AXE_JS, sign_in
+
+    context = browser.new_context(base_url=live_dashboard.base_url, bypass_csp=True)  # axe is injected inline
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.set_default_timeout(30_000)
+    try:
+        sign_in(page, "demo-researcher", next_path="/patterns")
+        page.goto("/patterns")
+        expect(page.locator("#patterns-summary")).to_contain_text("patients")
+        expect(page.locator("#patterns-histogram .js-plotly-plot")).to_be_visible()
+        page.wait_for_timeout(500)
+        page.add_script_tag(path=str(AXE_JS))
+        result = page.evaluate(
+            "async () => await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})"
+        )
+        serious = [
+            f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes, e.g. {v['nodes'][0]['target']})"
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        assert not serious, json.dumps(serious, indent=1)
+        assert not errors, errors
+    finally:
+        context.close()

@@ -35,8 +35,6 @@ def test_mark_reviewed_leaves_the_worklist_and_is_audited(
     from conftest import screenshot, sign_in
 
     page.set_default_timeout(WAIT_MS)
-    # Wide enough for AG Grid to render every column (it virtualises the ones outside the viewport).
-    page.set_viewport_size({"width": 2600, "height": 1200})
     sign_in(page, "demo-pharmacist")
     page.goto("/?order=risk")
     top = _listed(page)[0]
@@ -56,6 +54,8 @@ def test_mark_reviewed_leaves_the_worklist_and_is_audited(
     expect(page.locator("#review-history")).to_contain_text("Stopped naproxen")
     screenshot(page, "review-recorded")
 
+    # Wide enough for AG Grid to render every column (it virtualises the ones outside the viewport).
+    page.set_viewport_size({"width": 2600, "height": 1200})
     page.goto("/?order=risk")
     expect(page.locator("#worklist-count")).to_contain_text(f"{before - 1:,} patient", timeout=WAIT_MS)
     assert top not in _listed(page)
@@ -63,14 +63,12 @@ def test_mark_reviewed_leaves_the_worklist_and_is_audited(
     page.get_by_label("Show reviewed and snoozed patients").check()
     expect(page).to_have_url(re.compile(r"show_reviewed=1"))
     expect(page.locator("#worklist-count")).to_contain_text(f"{before:,} patient", timeout=WAIT_MS)
-    row = page.locator(f"{GRID} .ag-row", has=page.locator(".dx-patient-link", has_text=top))
     expect(page.locator(LINKS).first).to_have_text(top, timeout=WAIT_MS)
     status = page.locator(
         f"{GRID} .ag-center-cols-container .ag-row[row-index='0'] .ag-cell[col-id='review_status']"
     )
     expect(status).to_contain_text("Reviewed")
     expect(status).to_contain_text("demo-pharmacist")
-    assert row.count() >= 1
     screenshot(page, "review-worklist-shown")
 
     # The administrator finds the action in the audit trail (without the outcome text).

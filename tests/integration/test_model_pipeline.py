@@ -27,17 +27,37 @@ from models.scoring import score_population
 from models.training import cohort_vocabulary, fit_network, prepare_training_data, train_model
 
 SMALL = ModelConfig(
-    hidden=16, batch_size=32, train_months=12, holdout_months=3, trajectory_months=6, mc_samples=8
+    hidden=16,
+    batch_size=32,
+    train_months=12,
+    holdout_months=3,
+    trajectory_months=6,
+    mc_samples=8,
+    bootstrap_replicates=40,
 )
 CPU = torch.device("cpu")
+PATIENTS = 400
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Run this module single-threaded: on the suite's two shared cores, spinning thread pools (torch, OpenBLAS,
+    LightGBM's OpenMP) fighting each other and other processes cost far more than they give on tiny batches."""
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, one_thread):
     directory = tmp_path_factory.mktemp("model-pipeline")
     engine = make_engine(f"sqlite:///{directory / 'db.sqlite'}")
     upgrade_database(engine)
-    frames = generate_cohort(600, seed=5, start=dt.date(2023, 1, 1), enrich_smr=True, practices=6)
+    frames = generate_cohort(PATIENTS, seed=5, start=dt.date(2023, 1, 1), enrich_smr=True, practices=6)
     load_frames(engine, frames)
     model_dir = directory / "models"
     version = train_model(engine, model_dir=model_dir, epochs=3, seed=0, config=SMALL, device="cpu")
@@ -130,7 +150,7 @@ def test_scoring_is_deterministic_and_idempotent(trained):
     with engine.connect() as connection:
         second = connection.execute(query, {"v": version}).fetchall()
         second_explanations = connection.execute(explanations, {"v": version}).fetchall()
-    assert stats["patients"] == 600 and stats["predictions"] == len(first) > 0
+    assert stats["patients"] == PATIENTS and stats["predictions"] == len(first) > 0
     assert first == second and first_explanations == second_explanations
     assert all(lower <= risk <= upper for *_, risk, lower, upper in first)
     assert all(

@@ -98,3 +98,20 @@ def test_missing_required_column_is_named(db_engine: Engine) -> None:
     frames["patient"] = frames["patient"].drop("sex")
     with pytest.raises(LoadError, match="patient: required column\\(s\\) missing: sex"):
         load_frames(db_engine, frames)
+
+
+def test_audit_log_is_append_only(db_engine: Engine) -> None:
+    import datetime as _dt
+
+    from sqlalchemy.exc import DBAPIError
+
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO audit_log (at, username, action, outcome) VALUES (:at, 'u', 'view_patient', 'allowed')"),
+            {"at": _dt.datetime(2025, 1, 1, 9, 0)},
+        )
+    for statement in ("UPDATE audit_log SET username = 'someone else'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"), db_engine.begin() as conn:
+            conn.execute(text(statement))
+    with db_engine.connect() as conn:
+        assert conn.execute(text("SELECT username FROM audit_log")).scalar_one() == "u"

@@ -22,6 +22,15 @@ CALIBRATION = {o: (1.0, 0.0) for o in OUTCOMES}
 CONFIG = ModelConfig(hidden=16, layers=2, dropout=0.2, mc_samples=10, seed=3)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: a second torch thread only adds synchronisation on the suite's shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)

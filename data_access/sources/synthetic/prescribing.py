@@ -1032,12 +1032,13 @@ def _strong_opioid(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.nd
 
 
 def _nsaid_caution(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
-    # Prescribers avoid NSAIDs in older people, CKD, heart failure and with anticoagulants - but not always.
+    # Prescribers avoid NSAIDs in older people, CKD and heart failure - but not always. (They also avoid them with
+    # anticoagulants, but making an NSAID start depend on another drug would create an unplanned drug-drug
+    # ordering, so that avoidance is left out: NSAID + anticoagulant occurs at the rate chance gives.)
     factor = np.ones(p.n)
     factor *= np.where(w.age >= 75, 0.6, 1.0)
     factor *= np.where(w.egfr < 45, 0.5, 1.0)
     factor *= np.where(w.has("heart_failure"), 0.5, 1.0)
-    factor *= np.where(p.on("anticoagulant"), 0.4, 1.0)
     return out * factor
 
 
@@ -1190,7 +1191,7 @@ def _acute_rates(p: Prescriber, w: World) -> dict[str, np.ndarray]:
     respiratory = base
     pain = w.any_of(("osteoarthritis", "chronic_pain", "gout"))
     nsaid = np.select([age < 16, age < 65, age < 80], [0.001, 0.008, 0.006], 0.003) * np.where(pain, 2.0, 1.0)
-    nsaid *= np.where(p.on("anticoagulant"), 0.5, 1.0) * np.where(w.egfr < 45, 0.5, 1.0) * ~p.on("nsaid")
+    nsaid *= np.where(w.egfr < 45, 0.5, 1.0) * ~p.on("nsaid")
     adult = age >= 16
     return {
         "amoxicillin": respiratory * 0.45,
