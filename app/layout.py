@@ -107,7 +107,6 @@ def shell_layout() -> html.Div:
                     ],
                     href="/",
                     className="dx-brand-link",
-                    **{"aria-label": "DynAIRx home: worklist"},
                 ),
                 html.Nav(nav, **{"aria-label": "Main"}),
                 account,

@@ -132,7 +132,14 @@ def combination_column_defs() -> list[dict[str, Any]]:
     number = {"filter": "agNumberColumnFilter", "type": "rightAligned"}
     text = {"filter": "agTextColumnFilter"}
     return [
-        {"field": "rule_id", "headerName": "Rule", "pinned": "left", "width": 190, **text},
+        {
+            "field": "rule_id",
+            "headerName": "Rule",
+            "pinned": "left",
+            "width": 240,
+            "tooltipField": "rule_id",
+            **text,
+        },
         {
             "field": "title",
             "headerName": "Criterion",

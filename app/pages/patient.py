@@ -206,9 +206,13 @@ def _what_if_controls() -> html.Div:
                 [
                     dbc.Col(
                         [
-                            dbc.Label("Stop", html_for=WHATIF_STOP_ID),
-                            dcc.Dropdown(
-                                id=WHATIF_STOP_ID, options=[], multi=True, placeholder="Medicines to stop"
+                            html.Fieldset(
+                                [
+                                    html.Legend("Stop", className="form-label fs-6 mb-1"),
+                                    # Checkboxes rather than a multi-select: every medicine is visible at once and
+                                    # keyboard and screen-reader use need nothing special.
+                                    dbc.Checklist(id=WHATIF_STOP_ID, options=[], value=[], className="dx-stop-list"),
+                                ]
                             ),
                         ],
                         md=4,

@@ -321,7 +321,7 @@ def _pair_panel() -> dbc.Card:
                                 dbc.Label(
                                     "Drug A (suspected cause)", html_for=INDEX_ID, className="dx-legend"
                                 ),
-                                dcc.Dropdown(id=INDEX_ID, options=[], value=None, clearable=False),
+                                dbc.Select(id=INDEX_ID, options=[], value=None),
                             ],
                             md=6,
                         ),
@@ -332,7 +332,7 @@ def _pair_panel() -> dbc.Card:
                                     html_for=MARKER_ID,
                                     className="dx-legend",
                                 ),
-                                dcc.Dropdown(id=MARKER_ID, options=[], value=None, clearable=False),
+                                dbc.Select(id=MARKER_ID, options=[], value=None),
                             ],
                             md=6,
                         ),

@@ -32,6 +32,7 @@ from data_access.queries.population import (
     condition_sets,
     current_risks,
     funnel_position,
+    is_small,
     overall_proportion,
     practice_flag_rates,
     prevalence_table,
@@ -420,12 +421,12 @@ def update_funnel(group: Any, severity: Any) -> tuple[Any, Any, Any]:
         return message_figure(LOAD_ERROR, 440), None, ""
     p0 = overall_proportion(rates)
     outside = [
-        r
-        for r in rates
-        if funnel_position(r, p0) == "above 99.8%" and not isinstance(shown_count(r.flagged, r.patients), str)
+        r for r in rates if funnel_position(r, p0) == "above 99.8%" and not is_small(r.flagged, r.patients)
     ]
+    flagged, patients = sum(r.flagged for r in rates), sum(r.patients for r in rates)
+    overall = "not shown (small numbers)" if is_small(flagged, patients) else f"{1000 * p0:.0f} per 1,000"
     summary = (
-        f"{len(rates)} practice{'s' if len(rates) != 1 else ''}; overall {1000 * p0:.0f} per 1,000 patients with an "
-        f"active flag; {len(outside)} above the 99.8% limit."
+        f"{len(rates)} practice{'s' if len(rates) != 1 else ''}; overall {overall} patients with an active flag; "
+        f"{len(outside)} above the 99.8% limit."
     )
     return funnel_plot(rates, p0), funnel_table(rates, p0), summary

@@ -92,7 +92,6 @@ def column_defs() -> list[dict[str, Any]]:
             "headerName": "Patient",
             "cellRenderer": "PatientLink",
             "sortable": False,
-            "pinned": "left",
             "width": 130,
             **text,
         },

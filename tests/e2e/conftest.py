@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 # Patient pages build several figures on first load; allow more than playwright's 5 s default for assertions.
-expect.set_options(timeout=20_000)
+expect.set_options(timeout=30_000)
 
 
 @pytest.fixture(scope="session")
@@ -232,6 +232,6 @@ def screenshot(page, name: str) -> Path:  # noqa: ANN001
 @pytest.fixture
 def gp_page(page, console: ConsoleWatch, live_dashboard: LiveDashboard):  # noqa: ANN001, ANN201
     """A page signed in as demo-gp (console errors fail the test)."""
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
     sign_in(page, "demo-gp")
     return page

@@ -25,7 +25,7 @@ def _rows(page: Page):  # noqa: ANN202 - Locator
 
 
 def _wait_for_rows(page: Page) -> None:
-    expect(page.locator(f"{GRID} .ag-pinned-left-cols-container .dx-patient-link").first).to_be_visible()
+    expect(page.locator(f"{GRID} .ag-center-cols-container .dx-patient-link").first).to_be_visible()
 
 
 def _column_values(page: Page, col_id: str) -> list[str]:
@@ -117,6 +117,8 @@ def _open_first_patient(page: Page) -> str:
     link.click()
     page.wait_for_url(re.compile(rf"/patient/{re.escape(patient_id)}$"))
     expect(page.get_by_role("heading", name=f"Patient {patient_id}")).to_be_visible()
+    # The pack is the last panel the page's data callback fills: once it is there, every control is ready.
+    expect(page.locator("#patient-smr-pack")).to_contain_text("pre-visit pack")
     return patient_id
 
 
@@ -141,18 +143,26 @@ def test_patient_page_shows_trajectory_and_interaction_timeline(gp_page: Page) -
     screenshot(page, "patient")
 
 
+def _option_values(select) -> list[str]:  # noqa: ANN001 - Locator
+    return select.locator("option").evaluate_all("(options) => options.map((o) => o.value)")
+
+
 def test_what_if_shows_scenario_or_a_friendly_notice(gp_page: Page) -> None:
     from conftest import screenshot
 
     page = gp_page
     _open_first_patient(page)
     switch_from = page.get_by_label("Switch from")
-    expect(switch_from.locator("option").nth(1)).to_be_attached()
-    first_drug = switch_from.locator("option").nth(1).get_attribute("value")
+    medicines = [v for v in _option_values(switch_from) if v not in ("", "*")]
+    assert medicines, "the patient has no active medicine to switch"
+    first_drug = medicines[0]
     switch_from.select_option(first_drug)
+    expect(switch_from).to_have_value(first_drug)
     switch_to = page.get_by_label("Switch to")
-    targets = [v for v in switch_to.locator("option").evaluate_all("(os) => os.map((o) => o.value)") if v != "*"]
-    switch_to.select_option("paracetamol" if "paracetamol" in targets and first_drug != "paracetamol" else targets[-1])
+    targets = [v for v in _option_values(switch_to) if v not in ("", "*", first_drug)]
+    target = "paracetamol" if "paracetamol" in targets and first_drug != "paracetamol" else targets[-1]
+    switch_to.select_option(target)
+    expect(switch_to).to_have_value(target)
     page.get_by_role("button", name="Run what-if").click()
     message = page.locator("#what-if-message")
     expect(message).not_to_be_empty()

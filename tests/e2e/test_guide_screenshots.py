@@ -55,7 +55,7 @@ class Camera:
 def settle(page: Page) -> None:
     """Wait until Dash has no callback in flight, then give plotly a moment to draw."""
     page.wait_for_function("() => !document.querySelector('[data-dash-is-loading]')")
-    page.wait_for_timeout(600)
+    page.wait_for_timeout(300)
     page.wait_for_function("() => !document.querySelector('[data-dash-is-loading]')")
 
 

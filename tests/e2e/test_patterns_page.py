@@ -64,6 +64,11 @@ def test_researcher_screens_pairs_and_opens_one(researcher_page: Page) -> None:
 
     screenshot(page, "patterns")
 
+    # The same pair read the other way round, chosen with the selects (drug keys are the option values).
+    page.get_by_label("Drug A (suspected cause)").select_option(value=drug_b)
+    page.get_by_label("Drug B (started to treat a side effect?)").select_option(value=drug_a)
+    expect(pair.get_by_role("heading", name=f"{drug_b} → {drug_a}")).to_be_visible()
+
     page.get_by_label("Drug classes").check()
     expect(summary).to_contain_text("drug class pairs shown")
     page.get_by_label("Signals only (CI above 1)").check()

@@ -22,6 +22,8 @@ pytestmark = pytest.mark.e2e
 
 AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 COMMENT = "<b>Icons</b> are clearer than lines\nfor patients"
+TABLET = {"width": 768, "height": 1024}
+MIN_TOUCH_PX = 44  # touch target size (Apple HIG and the NHS digital service manual: 44 px or more)
 
 
 @pytest.fixture
@@ -46,6 +48,7 @@ def _ratings(live_dashboard, session_id: str) -> int:  # noqa: ANN001 - LiveDash
 
 def test_workshop_session_end_to_end(researcher: Page, live_dashboard) -> None:  # noqa: ANN001
     page = researcher
+    page.set_viewport_size(TABLET)  # participants use tablets: run the whole session at tablet size
     session_id = f"ws-e2e-{secrets.token_hex(3)}"
     page.goto(f"/workshop?session={session_id}")
     expect(page.get_by_role("heading", name="Co-design workshop")).to_be_visible()
@@ -59,6 +62,11 @@ def test_workshop_session_end_to_end(researcher: Page, live_dashboard) -> None: 
 
     risk = _section(page, "Risk over time")
     expect(risk.locator(".js-plotly-plot")).to_be_visible()
+    # No sideways scrolling, and every choice is a large touch target.
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= TABLET["width"]
+    for button in risk.locator(".dx-segmented .btn").all():
+        box = button.bounding_box()
+        assert box is not None and box["height"] >= MIN_TOUCH_PX and box["width"] >= MIN_TOUCH_PX
     risk.get_by_text("Icon array", exact=True).click()
     expect(risk.locator(".dx-icon-grid").first).to_be_visible()
     expect(risk.locator("figcaption").first).to_contain_text(re.compile(r"in 100 people like this"))

@@ -230,7 +230,7 @@ def test_potentially_inappropriate_prescribing_occurs_at_plausible_rates(
         (pl.col("start_n") <= pl.col("stop")) & (pl.col("stop_n") >= pl.col("start"))
     )
     share = both["patient_id"].n_unique() / anticoagulant["patient_id"].n_unique()
-    assert 0.01 <= share <= 0.20
+    assert 0.01 <= share <= 0.25  # over five years, acute courses included
 
 
 def test_medication_reviews_are_roughly_annual(

@@ -42,7 +42,7 @@ PLANTED_CASCADES: tuple[PlantedCascade, ...] = (
         marker_class="loop_diuretic",
         marker="loop_diuretic",
         window_days=90,
-        excess_probability=0.06,
+        excess_probability=0.08,
         evidence="Savage RD et al. JAMA Intern Med 2020;180:643-51: loop diuretic within 90 days of a new CCB 1.4% vs "
         "0.7% after other antihypertensives (ankle oedema treated as fluid overload)",
     ),
@@ -51,7 +51,7 @@ PLANTED_CASCADES: tuple[PlantedCascade, ...] = (
         marker_class="antimuscarinic_bladder",
         marker="bladder_antimuscarinic",
         window_days=180,
-        excess_probability=0.08,
+        excess_probability=0.15,
         evidence="Gill SS et al. Arch Intern Med 2005;165:808-13: anticholinergic for incontinence after a "
         "cholinesterase inhibitor 4.5% vs 3.1% (adjusted HR 1.55)",
     ),

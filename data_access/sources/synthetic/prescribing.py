@@ -341,18 +341,6 @@ class Prescriber:
             p = np.where(w.age[who] >= 65, 0.55, 0.2)
             pick = self.rng.random(who.size) < p
             self.start(w, self.s("proton_pump_inhibitor"), who[pick], day[pick])
-        elif key in ("antiplatelet", "anticoagulant", "oral_corticosteroid"):
-            # Gastroprotection started with the drug: antiplatelet at 75+, dual antithrombotic therapy, long-term
-            # oral steroid (NICE CG184 / CKS; STOPP/START v3 gastroprotection criteria).
-            older = w.age[who] >= 75
-            dual = self.on("anticoagulant")[who] & self.on("antiplatelet")[who]
-            p = {
-                "antiplatelet": np.where(dual, 0.5, np.where(older, 0.4, 0.0)),
-                "anticoagulant": np.where(dual, 0.5, 0.0),
-                "oral_corticosteroid": np.full(who.size, 0.3),
-            }[key]
-            pick = self.rng.random(who.size) < p
-            self.start(w, self.s("proton_pump_inhibitor"), who[pick], day[pick])
         elif key == "dmard":
             methotrexate = self.table.member("methotrexate")[self.med[self.s("dmard"), who] + 1]
             pick = methotrexate & (self.rng.random(who.size) < 0.95)
@@ -1070,9 +1058,11 @@ def _ppi(mode: str) -> Callable[[Prescriber, World], np.ndarray]:
         start = mode == "start"
         rows = (
             (w.has("gord"), 0.1, 0.6),
-            (w.any_of(("peptic_ulcer", "gi_bleed_history")), 0.05, 0.6),
-            # Gastroprotection for a bleeding-risk drug is started with that drug (see _companion_rules); here it
-            # only sets who was already protected at the start of the window.
+            (w.has("peptic_ulcer"), 0.05, 0.6),
+            # A recorded bleed, and gastroprotection for antithrombotics or steroids, only set who was already on a
+            # PPI at the start of the window: during the window a PPI is never started *because of* an event or a
+            # drug of another clinical area, which would order otherwise unrelated drugs (README.md).
+            (w.has("gi_bleed_history"), 0.0, 0.6),
             (p.on("antiplatelet") & (w.age >= 75), 0.0, 0.4),
             (p.on("antiplatelet") & p.on("anticoagulant"), 0.0, 0.5),
             (p.on("oral_corticosteroid"), 0.0, 0.3),
@@ -1190,7 +1180,9 @@ def _acute_rates(p: Prescriber, w: World) -> dict[str, np.ndarray]:
     uti = (0.006 * female * (age >= 16) + 0.05 * w.has("recurrent_uti")) * ~p.on("uti_prophylaxis")
     respiratory = base
     pain = w.any_of(("osteoarthritis", "chronic_pain", "gout"))
-    nsaid = np.select([age < 16, age < 65, age < 80], [0.001, 0.008, 0.006], 0.003) * np.where(pain, 2.0, 1.0)
+    nsaid = np.select([age < 16, age < 65, age < 80], [0.001, 0.008, 0.0035], 0.002) * np.where(
+        pain, 2.0, 1.0
+    )
     nsaid *= np.where(w.egfr < 45, 0.5, 1.0) * ~p.on("nsaid")
     adult = age >= 16
     return {
