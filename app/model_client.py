@@ -33,6 +33,27 @@ class Scenario:
     switch: tuple[tuple[str, str], ...] = ()
     from_date: dt.date | None = None
 
+    @classmethod
+    def from_controls(
+        cls,
+        stop: Sequence[str] | None,
+        switch_from: str | None,
+        switch_to: str | None,
+        from_date: str | None,
+        none_value: str = "*",
+    ) -> Scenario:
+        """The scenario the what-if controls describe: a switch needs both ends (``none_value`` is the selects'
+        "no choice"); a medicine being switched is not also stopped; an unparseable date is ignored."""
+        switch_from = None if switch_from in (None, "", none_value) else switch_from
+        switch_to = None if switch_to in (None, "", none_value) else switch_to
+        switch = ((switch_from, switch_to),) if switch_from and switch_to and switch_from != switch_to else ()
+        try:
+            start = dt.date.fromisoformat(from_date) if from_date else None
+        except ValueError:
+            start = None
+        stop_keys = tuple(dict.fromkeys(s for s in stop or () if s and s != none_value and s != switch_from))
+        return cls(stop=stop_keys, switch=switch, from_date=start)
+
     def is_empty(self) -> bool:
         return not (self.stop or self.start or self.switch)
 

@@ -44,7 +44,7 @@ class ModelConfig:
     dropout: float = 0.1
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    batch_size: int = 256
+    batch_size: int = 64
     epochs: int = 12
     patience: int = 3
     train_months: int = 30

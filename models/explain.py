@@ -120,8 +120,13 @@ def explain_batch(
         node_time[node_type] = batch.node_time[node_type][node]
         node_snapshot[node_type] = variant
         new_id[node_type] = (variant * batch.node_key[node_type].shape[0] + node, np.arange(node.shape[0]))
+        # The same counts as the patient features of ``models.graph``: active conditions, recent event types.
         if node_type == "condition":
             counts[node_type] = np.bincount(variant, weights=node_x[node_type][:, 0], minlength=V)
+        elif node_type == "event":
+            counts[node_type] = np.bincount(
+                variant, weights=(node_x[node_type][:, 0] > 0).astype(float), minlength=V
+            )
         else:
             counts[node_type] = np.bincount(variant, minlength=V)
 

@@ -8,7 +8,7 @@ Node types (one node per fact per snapshot, so a drug taken for 30 months is 30 
   classes and ACB score;
 - ``condition``: each condition recorded on or before the landmark (history counts: a resolved peptic ulcer still
   matters), with whether it is active at the landmark; static by name: condition groups, CMS weight, eFI deficit;
-- ``event``: each event type seen in the 12 months up to the landmark, with its count;
+- ``event``: each event type recorded on or before the landmark, with its counts in the last 12 months and ever;
 - ``lab``: the latest result of each lab test within 15 months (455 days) of the landmark, with its value.
 
 Edges, each time-stamped with the months between the dated fact and the landmark (time since the start of the
@@ -63,7 +63,7 @@ PATIENT_FEATURES: tuple[str, ...] = (
 ENTITY_FEATURES: dict[str, tuple[str, ...]] = {
     "drug": ("recent_dose_change",),
     "condition": ("active",),
-    "event": ("log_count",),
+    "event": ("log_count", "log_count_ever"),
     "lab": ("value",),
 }
 NO_END = 10**7  # a day number far beyond any landmark: "ongoing"
@@ -313,15 +313,19 @@ def _condition_nodes(rows: pl.DataFrame, landmarks: np.ndarray) -> pl.DataFrame:
 def _event_nodes(
     event: pl.DataFrame, index: pl.DataFrame, landmarks: np.ndarray, config: ModelConfig
 ) -> pl.DataFrame:
+    """One node per event type ever recorded by the landmark: counts in the last 12 months and ever, and the time
+    since the latest (a fall three years ago still evidences frailty, Clegg 2016)."""
     rows = (
         event.filter(pl.col("type") != "death")
         .join(index, on="patient_id", how="inner")
         .select("p", pl.col("type").alias("name"), _to_days(pl.col("date")).alias("s"))
-        .with_columns((pl.col("s") + config.recent_event_days - 1).alias("e"))
+        .with_columns(pl.lit(NO_END, dtype=pl.Int64).alias("e"))
     )
     exploded = _with_landmark(months_between(rows, "s", "e", landmarks), landmarks)
+    recent = pl.col("s") > pl.col("L") - config.recent_event_days
     return exploded.group_by("p", "month", "name").agg(
-        pl.len().cast(pl.Float32).log1p().alias("log_count"),
+        recent.sum().cast(pl.Float32).log1p().alias("log_count"),
+        pl.len().cast(pl.Float32).log1p().alias("log_count_ever"),
         ((pl.col("L").first() - pl.col("s").max()) / DAYS_PER_MONTH).cast(pl.Float32).alias("time"),
     )
 
@@ -567,7 +571,12 @@ def _patient_features(
         "log_recent_events": tables["event"],
     }
     for name, table in counts.items():
-        weights = table.x[:, 0] if name == "log_active_conditions" else None
+        # Conditions count when active; event types when seen in the last 12 months.
+        weights = None
+        if name == "log_active_conditions":
+            weights = table.x[:, 0]
+        elif name == "log_recent_events":
+            weights = (table.x[:, 0] > 0).astype(np.float64)
         flat = np.bincount(table.patient * T + table.month, weights=weights, minlength=P * T)
         features[:, :, column[name]] = np.log1p(flat.reshape(P, T))
     return features, in_record

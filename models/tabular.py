@@ -20,7 +20,6 @@ from models.cohort import Cohort, TimeGrid
 from models.graph import NO_END, PATIENT_FEATURES, PopulationGraph, months_between
 
 CLINICAL_SCORES = ("efi", "cms", "acb", "medicines", "long_term_conditions")
-MISSING_EVENT_MONTHS = 13.0  # "no event in the last 12 months"
 
 
 @dataclass
@@ -128,11 +127,14 @@ def tabular_features(
             else None
         )
         counts = np.zeros(S, dtype=np.float32)
-        since = np.full(S, MISSING_EVENT_MONTHS, dtype=np.float32)
+        ever = np.zeros(S, dtype=np.float32)
+        since = np.full(S, np.nan, dtype=np.float32)
         if chosen is not None and chosen.any():
             counts[event_snapshot[chosen]] = np.expm1(events.x[chosen, 0])
+            ever[event_snapshot[chosen]] = np.expm1(events.x[chosen, 1])
             since[event_snapshot[chosen]] = events.time[chosen]
         add(f"events_12m_{event_type}", counts)
+        add(f"events_ever_{event_type}", ever)
         add(f"months_since_{event_type}", since)
 
     labs = population.nodes["lab"]

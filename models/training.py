@@ -251,6 +251,9 @@ def fit_network(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
+            # Halve the step size when the validation loss stalls (down to 1/16 of the start), then stop early.
+            for group in optimiser.param_groups:
+                group["lr"] = max(group["lr"] / 2, config.lr / 16)
         if state_path is not None:
             _save_state(
                 state_path,

@@ -8,7 +8,6 @@ because callbacks can be POSTed directly with any id.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -211,7 +210,9 @@ def _what_if_controls() -> html.Div:
                                     html.Legend("Stop", className="form-label fs-6 mb-1"),
                                     # Checkboxes rather than a multi-select: every medicine is visible at once and
                                     # keyboard and screen-reader use need nothing special.
-                                    dbc.Checklist(id=WHATIF_STOP_ID, options=[], value=[], className="dx-stop-list"),
+                                    dbc.Checklist(
+                                        id=WHATIF_STOP_ID, options=[], value=[], className="dx-stop-list"
+                                    ),
                                 ]
                             ),
                         ],
@@ -337,7 +338,8 @@ def load_patient(patient_id: str | None) -> tuple:
         pack_components(smr_pack(view)),
         drug_options,
         [{"label": "No switch", "value": NONE}, *drug_options],
-        [{"label": "Choose a medicine", "value": NONE}] + [{"label": d, "value": d} for d in switch_targets()],
+        [{"label": "Choose a medicine", "value": NONE}]
+        + [{"label": d, "value": d} for d in switch_targets()],
         view.as_of.isoformat(),
         None,
     )
@@ -357,22 +359,6 @@ def switch_targets() -> list[str]:
             return []
 
     return context.cached(("switch-targets",), known_drugs, seconds=3600)
-
-
-def scenario_from_controls(
-    stop: list[str] | None, switch_from: str | None, switch_to: str | None, from_date: str | None
-) -> Scenario:
-    """The what-if scenario the controls describe (a switch needs both ends; an unparseable date is ignored)."""
-    switch_from = None if switch_from in (None, "", NONE) else switch_from
-    switch_to = None if switch_to in (None, "", NONE) else switch_to
-    switch = ((switch_from, switch_to),) if switch_from and switch_to and switch_from != switch_to else ()
-    try:
-        start = dt.date.fromisoformat(from_date) if from_date else None
-    except ValueError:
-        start = None
-    return Scenario(
-        stop=tuple(s for s in stop or () if s and s != switch_from), switch=switch, from_date=start
-    )
 
 
 @callback(
@@ -398,7 +384,7 @@ def what_if(
     if not n_clicks or not patient_id:
         return dash.no_update, dash.no_update
     authorize_patient(patient_id)
-    scenario = scenario_from_controls(stop, switch_from, switch_to, from_date)
+    scenario = Scenario.from_controls(stop, switch_from, switch_to, from_date, none_value=NONE)
     if scenario.is_empty():
         return empty_figure(WHAT_IF_PROMPT, 200), dbc.Alert(
             "Choose at least one medicine to stop or switch.", color="info"

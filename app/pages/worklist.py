@@ -32,6 +32,7 @@ from data_access.queries.worklist import (
     GridRequest,
     WorklistFilters,
     filter_choices,
+    sort_model_from_column_state,
     worklist_csv,
     worklist_page,
 )
@@ -350,37 +351,9 @@ def filters_to_query(
     order: str | None,
     show_reviewed: bool | None = False,
 ) -> str:
-    return filters_from_controls(
+    return WorklistFilters.from_controls(
         cohorts, high_flag, rising, risk_outcome, risk_min, condition, drug, order, show_reviewed
     ).to_query_string()
-
-
-def filters_from_controls(
-    cohorts: list[str] | None,
-    high_flag: bool | None,
-    rising: bool | None,
-    risk_outcome: str | None,
-    risk_min: float | str | None,
-    condition: str | None,
-    drug: str | None,
-    order: str | None,
-    show_reviewed: bool | None = False,
-) -> WorklistFilters:
-    try:
-        risk_min_value = float(risk_min) if risk_min not in (None, "") else None
-    except (TypeError, ValueError):
-        risk_min_value = None
-    return WorklistFilters(
-        cohorts=tuple(cohorts or ()),
-        high_severity_flag=bool(high_flag),
-        rising_only=bool(rising),
-        risk_outcome=risk_outcome or "emergency_admission",
-        risk_min_percent=risk_min_value,
-        condition=condition or None,
-        drug=drug or None,
-        order=order or "why_now",
-        show_reviewed=bool(show_reviewed),
-    ).normalised()
 
 
 # Mirror the filter state into the address bar and refresh the grid's row cache (assets/dynairx.js).
@@ -412,13 +385,6 @@ def fetch_rows(request: dict[str, Any] | None, query: str | None) -> tuple[Any, 
         log.error("worklist rows failed: %s", type(exc).__name__)
         return {"rowData": [], "rowCount": 0}, "", dbc.Alert(ROW_LOAD_ERROR, color="danger")
     return {"rowData": rows_with_bands(page.rows), "rowCount": page.total}, count_text(page.total), None
-
-
-def sort_model_from_column_state(column_state: list[dict[str, Any]] | None) -> tuple[dict[str, Any], ...]:
-    """AG Grid's column state → its sortModel (by sortIndex), so the export keeps the on-screen order."""
-    sorted_columns = [c for c in column_state or [] if c.get("sort") in ("asc", "desc")]
-    sorted_columns.sort(key=lambda c: c.get("sortIndex") or 0)
-    return tuple({"colId": c.get("colId"), "sort": c.get("sort")} for c in sorted_columns)
 
 
 @callback(

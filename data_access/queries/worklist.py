@@ -179,6 +179,36 @@ class WorklistFilters:
         return "?" + urlencode(params) if params else ""
 
     @classmethod
+    def from_controls(
+        cls,
+        cohorts: Sequence[str] | None,
+        high_flag: bool | None,
+        rising: bool | None,
+        risk_outcome: str | None,
+        risk_min: float | str | None,
+        condition: str | None,
+        drug: str | None,
+        order: str | None,
+        show_reviewed: bool | None = False,
+    ) -> WorklistFilters:
+        """The filters the page's controls describe (empty or malformed values mean 'no filter')."""
+        try:
+            risk_min_value = float(risk_min) if risk_min not in (None, "") else None
+        except (TypeError, ValueError):
+            risk_min_value = None
+        return cls(
+            cohorts=tuple(cohorts or ()),
+            high_severity_flag=bool(high_flag),
+            rising_only=bool(rising),
+            risk_outcome=risk_outcome or "emergency_admission",
+            risk_min_percent=risk_min_value,
+            condition=condition or None,
+            drug=drug or None,
+            order=order or "why_now",
+            show_reviewed=bool(show_reviewed),
+        ).normalised()
+
+    @classmethod
     def from_query_string(cls, query: str | Mapping[str, Any] | None) -> WorklistFilters:
         """Parse a query string (or Dash's page kwargs) leniently: unknown or malformed values are ignored."""
         if query is None:
@@ -496,6 +526,15 @@ def _percent(value: float | None) -> float | None:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(float(value), digits)
+
+
+def sort_model_from_column_state(
+    column_state: Sequence[Mapping[str, Any]] | None,
+) -> tuple[dict[str, Any], ...]:
+    """AG Grid's column state → its sortModel (by sortIndex), so an export keeps the on-screen order."""
+    sorted_columns = [c for c in column_state or [] if c.get("sort") in ("asc", "desc")]
+    sorted_columns.sort(key=lambda c: c.get("sortIndex") or 0)
+    return tuple({"colId": c.get("colId"), "sort": c.get("sort")} for c in sorted_columns)
 
 
 def worklist_csv(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from models.predict import population_logits
 from models.registry import CARD_JSON, CARD_MD, METRICS_FILE, MODEL_FILE
 from models.scenario import apply_scenario
 from models.scoring import score_population
-from models.training import cohort_vocabulary, fit_network, prepare_training_data, train_model
+from models.training import cohort_vocabulary, fit_network, prepare_training_data, train_model, tune
 
 SMALL = ModelConfig(
     hidden=16,
@@ -111,25 +112,42 @@ def test_evaluate_report_has_the_design_shape(trained):
     json.dumps(report)  # plain JSON all the way down
 
 
-def test_training_beats_a_shuffled_label_control(trained):
+@pytest.fixture(scope="module")
+def training_data(trained):
+    engine, _, _ = trained
+    cohort = load_cohort(engine)
+    return prepare_training_data(cohort, SMALL.replace(epochs=3), cohort_vocabulary(cohort))
+
+
+def test_training_beats_a_shuffled_label_control(trained, training_data):
     engine, model_dir, version = trained
     bundle = load_bundle(engine, model_dir, version, CPU)
-    cohort = load_cohort(engine)
-    config = SMALL.replace(epochs=3)
-    data = prepare_training_data(cohort, config, cohort_vocabulary(cohort))
+    data = training_data
     test_rows = data.split.rows["test"]
     mask = data.mask(test_rows, "fit")
     y = data.labels.y[test_rows]
     real = _mean_auroc(y, population_logits(bundle.model, data.population, test_rows, CPU), mask)
 
-    rng = np.random.default_rng(0)
-    train_rows = data.split.rows["train"]
-    shuffled = rng.permutation(train_rows)
-    data.labels.y[train_rows] = data.labels.y[shuffled]
-    data.labels.labelled[train_rows] = data.labels.labelled[shuffled]
-    control, _ = fit_network(data, config, CPU)
+    shuffled = np.random.default_rng(0).permutation(data.split.rows["train"])
+    labels = replace(
+        data.labels,
+        y=data.labels.y.copy(),
+        labelled=data.labels.labelled.copy(),
+    )
+    labels.y[data.split.rows["train"]] = data.labels.y[shuffled]
+    labels.labelled[data.split.rows["train"]] = data.labels.labelled[shuffled]
+    control, _ = fit_network(replace(data, labels=labels), SMALL.replace(epochs=3), CPU)
     chance = _mean_auroc(y, population_logits(control, data.population, test_rows, CPU), mask)
     assert real > chance + 0.05, (real, chance)
+
+
+def test_hyperparameter_search_records_its_trials(training_data):
+    config, record = tune(training_data, SMALL.replace(epochs=1), CPU, trials=2)
+    assert len(record["trials"]) == 2 and record["trials"][0]["params"]["hidden"] == SMALL.hidden
+    assert (
+        set(record["chosen"]) == set(record["search_space"]) and config.hidden == record["chosen"]["hidden"]
+    )
+    assert all(t["value"] is not None for t in record["trials"])
 
 
 def test_scoring_is_deterministic_and_idempotent(trained):

@@ -203,12 +203,14 @@ def test_condition_event_and_lab_nodes(graph):
         (0, 3, "heart_failure", [1.0], 1.97),
         (0, 3, "hypertension", [0.0], 170.98),
     ]
-    # Falls within the last 365 days (count as log1p); death is an outcome, never an input node.
+    # Each event type ever recorded: counts in the last 365 days and ever (log1p), months since the latest. The
+    # March 2023 fall leaves the 12-month window after 28 Feb 2024. Death is an outcome, never an input node.
+    one, two = round(float(np.log1p(1)), 3), round(float(np.log1p(2)), 3)
     assert _nodes(graph, "event") == [
-        (0, 0, "fall", [round(np.log1p(1), 3)], 10.05),
-        (0, 1, "fall", [round(np.log1p(2), 3)], 0.99),
-        (0, 2, "fall", [round(np.log1p(1), 3)], 1.94),
-        (0, 3, "fall", [round(np.log1p(1), 3)], 2.96),
+        (0, 0, "fall", [one, one], 10.05),
+        (0, 1, "fall", [two, two], 0.99),
+        (0, 2, "fall", [one, two], 1.94),
+        (0, 3, "fall", [one, two], 2.96),
     ]
     # The latest result on or before the landmark.
     assert _nodes(graph, "lab") == [

@@ -75,16 +75,15 @@ def test_planted_cascade_marker_follows_index(starts: pl.DataFrame, cascade) -> 
     assert after >= 4 and after >= 2 * before + 2, (after, before)
 
 
-# Drug pairs from different clinical areas (no shared indication, no pathway, no co-prescription). Pairs that share
-# an indication can be ordered without any drug-drug mechanism (after a new CVD diagnosis the antiplatelet, and the
-# PPI started with it, usually come before the statin), so they are not controls.
+# Common drug pairs from unrelated clinical areas (no shared indication, no pathway, no co-prescription). Pairs that
+# share an indication can be ordered without any drug-drug mechanism (after a new CVD diagnosis the antiplatelet
+# usually comes before the statin), so they are not controls.
 CONTROL_PAIRS = (
-    ("bisphosphonate", "statin"),
-    ("statin", "antidepressant"),
-    ("nsaid", "anticoagulant"),
-    ("thyroid_hormone", "ppi"),
-    ("antidepressant", "bisphosphonate"),
-    ("thyroid_hormone", "statin"),
+    ("penicillin", "statin"),
+    ("penicillin", "ppi"),
+    ("macrolide", "statin"),
+    ("laxative", "statin"),
+    ("non_opioid_analgesic", "ccb_dihydropyridine"),
 )
 
 
@@ -98,11 +97,11 @@ def test_unplanned_pairs_show_no_signal_in_sequence_symmetry_analysis(
     tested = 0
     for index, marker in CONTROL_PAIRS:
         result = sequence_ratio(incident, index, marker, params)
-        if result.n_index_first + result.n_marker_first < 8:
+        if result.n_index_first + result.n_marker_first < 15:
             continue
         tested += 1
         assert not result.signal and result.ci_upper > 1, result
-    assert tested >= 2
+    assert tested >= 3
 
 
 def test_planted_cascades_are_strong_in_sequence_symmetry_analysis(

@@ -297,6 +297,8 @@ class Prescriber:
         before = {i: self._on_index_class(i, who) for i in range(len(PLANTED_CASCADES))}
         for other in slot.replaces:
             o = self.s(other)
+            replacing = self.med[o, who] >= 0
+            day = np.where(replacing, np.maximum(day, self.period_start[o, who] + 1), day).astype(np.int32)
             self.stop(o, who, day - 1)
         self._open(s, who, medicine, self.starting_dose(w, s, who, medicine), day, new_course=True)
         self._after_start(w, s, who, day, before)
@@ -1020,14 +1022,22 @@ def _strong_opioid(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.nd
 
 
 def _nsaid_caution(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
-    # Prescribers avoid NSAIDs in older people, CKD and heart failure - but not always. (They also avoid them with
-    # anticoagulants, but making an NSAID start depend on another drug would create an unplanned drug-drug
-    # ordering, so that avoidance is left out: NSAID + anticoagulant occurs at the rate chance gives.)
-    factor = np.ones(p.n)
+    # Prescribers avoid NSAIDs in people at risk - but not always. They also avoid them with anticoagulants; that is
+    # represented through the conditions that call for anticoagulation, because making an NSAID start depend on
+    # another drug would create an unplanned drug-drug ordering.
+    return out * _nsaid_caution_factor(w)
+
+
+def _nsaid_caution_factor(w: World) -> np.ndarray:
+    """NSAIDs are prescribed less to older people and to those with CKD, heart failure, CVD or an indication for
+    anticoagulation (NICE CKS NSAIDs: prescribing issues) - judged from conditions, not from other drugs."""
+    factor = np.ones(w.n)
     factor *= np.where(w.age >= 75, 0.6, 1.0)
     factor *= np.where(w.egfr < 45, 0.5, 1.0)
     factor *= np.where(w.has("heart_failure"), 0.5, 1.0)
-    return out * factor
+    factor *= np.where(w.any_of(("atrial_fibrillation", "venous_thromboembolism")), 0.4, 1.0)
+    factor *= np.where(w.any_of(CVD), 0.6, 1.0)
+    return factor
 
 
 def _diabetic_neuropathy(p: Prescriber, w: World, out: np.ndarray, mode: str) -> np.ndarray:
@@ -1183,7 +1193,7 @@ def _acute_rates(p: Prescriber, w: World) -> dict[str, np.ndarray]:
     nsaid = np.select([age < 16, age < 65, age < 80], [0.001, 0.008, 0.0035], 0.002) * np.where(
         pain, 2.0, 1.0
     )
-    nsaid *= np.where(w.egfr < 45, 0.5, 1.0) * ~p.on("nsaid")
+    nsaid *= _nsaid_caution_factor(w) / np.where(w.age >= 75, 0.6, 1.0) * ~p.on("nsaid")
     adult = age >= 16
     return {
         "amoxicillin": respiratory * 0.45,
