@@ -79,7 +79,12 @@ def scenarios(practice: str) -> list[tuple[str, Scope, WorklistFilters, GridRequ
                 },
             ),
         ),
-        ("all practices (admin scope), by risk", Scope.everything(), WorklistFilters(order="risk"), GridRequest(0, 100)),
+        (
+            "all practices (admin scope), by risk",
+            Scope.everything(),
+            WorklistFilters(order="risk"),
+            GridRequest(0, 100),
+        ),
     ]
 
 
@@ -94,7 +99,9 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
-def bare_sql(engine: Engine, scope: Scope, filters: WorklistFilters, grid: GridRequest) -> Callable[[], object]:
+def bare_sql(
+    engine: Engine, scope: Scope, filters: WorklistFilters, grid: GridRequest
+) -> Callable[[], object]:
     """The same count and block statements as literal SQL on the raw DB-API connection (no SQLAlchemy, no shaping)."""
     kwargs = {"dialect": engine.dialect, "compile_kwargs": {"literal_binds": True}}
     count_sql = str(worklist_count_select(scope, filters, grid).compile(**kwargs))

@@ -163,6 +163,13 @@ class TemporalGraphRiskModel(nn.Module):
             if level in SEVERITIES:
                 severity[i, SEVERITIES.index(level)] = 1.0
         self.register_buffer("rule_severity", severity)
+        self.pool_sizes = {
+            "drug": statics["drug"].shape[1],
+            "condition": 2 * statics["condition"].shape[1],
+            "event": 2 * vocabulary.size("events"),
+            "lab": 2 * vocabulary.size("labs"),
+        }
+        self.pool_in = nn.Linear(sum(self.pool_sizes.values()), H)
         self.layer_relations = [
             _relations(final=(layer == config.layers - 1)) for layer in range(config.layers)
         ]
@@ -196,8 +203,8 @@ class TemporalGraphRiskModel(nn.Module):
     def encode(self, batch: TensorBatch) -> Tensor:
         """Snapshot embeddings [S, 2H] (S = batch_size * months): the patient node after message passing within
         the snapshot, and the patient's own encoded features."""
-        patient = self.patient_in(batch.patient_x)
-        x: dict[str, Tensor] = {"patient": patient}
+        x: dict[str, Tensor] = {}
+        entity_features: dict[str, Tensor] = {}
         for t in ENTITY_TYPES:
             features = batch.node_x[t]
             if t == "lab":
@@ -206,8 +213,11 @@ class TemporalGraphRiskModel(nn.Module):
                     -LAB_CLIP, LAB_CLIP
                 )
                 features = features[:, None]
+            entity_features[t] = features
             static = getattr(self, f"static_{t}")[batch.node_key[t]]
             x[t] = self.embed[t](batch.node_key[t]) + self.entity_in[t](torch.cat([static, features], dim=1))
+        patient = self.patient_in(batch.patient_x) + self.pool_in(self._pooled(batch, entity_features))
+        x["patient"] = patient
         time_attr = {t: time_encoding(batch.node_time[t]) for t in ENTITY_TYPES}
         rule_attr = {
             name: torch.cat([self.rule_embed(rules), self.rule_severity[rules]], dim=1)
@@ -229,6 +239,40 @@ class TemporalGraphRiskModel(nn.Module):
         # The patient's own features skip the message passing as well, so that strong per-patient signals (age)
         # reach the heads directly instead of only through normalised sums of messages.
         return torch.cat([x["patient"], patient], dim=-1)
+
+    def _pooled(self, batch: TensorBatch, features: dict[str, Tensor]) -> Tensor:
+        """Sum-pooled readout of each snapshot's nodes [S, P]: counts of active drugs per class and the ACB total;
+        of conditions per group (ever and active) with the CMS and eFI-deficit sums; of event types (recent and
+        ever); and each lab's standardised latest value with its presence.
+
+        Message passing ends in normalised sums, which keep the direction of the evidence but blur its size; these
+        exact counts (how many drugs, how many deficits) reach the patient node unnormalised. They come from the
+        snapshot's nodes, so deleting a node in an explanation changes them too.
+        """
+        S = batch.num_snapshots
+        parts = []
+        drug = self.static_drug[batch.node_key["drug"]]
+        parts.append(_scatter_sum(drug, batch.node_snapshot["drug"], S))
+        condition = self.static_condition[batch.node_key["condition"]]
+        active = features["condition"][:, :1]
+        parts.append(
+            _scatter_sum(
+                torch.cat([condition, condition * active], dim=1), batch.node_snapshot["condition"], S
+            )
+        )
+        for t in ("event", "lab"):
+            width = self.pool_sizes[t] // 2
+            key, snapshot = batch.node_key[t], batch.node_snapshot[t]
+            values = features[t][:, 0] if t == "lab" else features[t][:, 1]  # lab value / log count ever
+            first = (
+                features[t][:, 0] if t == "event" else torch.ones_like(values)
+            )  # log count recent / presence
+            grid = torch.zeros(S, 2 * width, device=values.device, dtype=values.dtype)
+            grid.index_put_((snapshot, key), first, accumulate=True)
+            grid.index_put_((snapshot, key + width), values, accumulate=True)
+            parts.append(grid)
+        pooled = torch.cat(parts, dim=1)
+        return torch.sign(pooled) * torch.log1p(pooled.abs())
 
     @staticmethod
     def _edges(
@@ -309,6 +353,11 @@ class TemporalGraphRiskModel(nn.Module):
 
 # Relations whose edges carry a rule (not a time stamp): the knowledge stores plus the reversed caution edges.
 _KNOWLEDGE = {*KNOWLEDGE_EDGES, "cautioned_by"}
+
+
+def _scatter_sum(values: Tensor, index: Tensor, size: int) -> Tensor:
+    out = torch.zeros(size, values.shape[1], device=values.device, dtype=values.dtype)
+    return out.index_add_(0, index, values)
 
 
 def _static_features(vocabulary: GraphVocabulary) -> dict[str, Tensor]:

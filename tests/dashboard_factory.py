@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import importlib
+import importlib.util
 import random
+import warnings
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -357,3 +361,36 @@ def add_varied_patients(
             builder.trajectory(pid, outcome, risks)
         builder.explanation(pid, f"drug:{rng.choice(drug_keys)}", round(rng.random() * 0.1, 4))
     return ids
+
+
+def pipeline_available() -> bool:
+    """Whether the demo pipeline and its model steps are installed (they landed in stages)."""
+    try:
+        synthetic = importlib.import_module("data_access.sources.synthetic")
+    except ImportError:
+        return False
+    return hasattr(synthetic, "generate_cohort") and all(
+        importlib.util.find_spec(m) for m in ("models.training", "models.scoring")
+    )
+
+
+def build_demo_cohort(engine: Engine, model_dir: Path, *, patients: int = 300, seed: int = 20261201) -> str:
+    """A small demo database built with the real pipeline (synthetic cohort → flags and scores → model, 1 epoch →
+    predictions → worklist); returns 'pipeline', or 'factory' where the pipeline is not installed and the seeded
+    factory above stands in."""
+    if pipeline_available():
+        from data_access.demo import build_demo_database
+
+        with warnings.catch_warnings():
+            # The fixture only needs the cohort; the pipeline's own warning hygiene (third-party deprecations in
+            # torch_geometric, LightGBM notices) is the business of the pipeline's tests.
+            warnings.simplefilter("ignore")
+            build_demo_database(engine, patients=patients, seed=seed, epochs=1, model_dir=model_dir)
+        return "pipeline"
+    from data_access.worklist_build import refresh_worklist
+
+    builder = CohortBuilder().model_run()
+    add_varied_patients(builder, patients, seed=7, practices=("P001", "P002", "P003"))
+    builder.load(engine)
+    refresh_worklist(engine, as_of=AS_OF, groups=TEST_GROUPS, rule_titles=TEST_RULE_TITLES)
+    return "factory"

@@ -96,6 +96,16 @@ def column_defs() -> list[dict[str, Any]]:
             "width": 130,
             **text,
         },
+        {
+            "field": "why",
+            "headerName": "Why on the list",
+            "sortable": False,
+            "width": 340,
+            "wrapText": True,
+            "tooltipField": "why",
+            "cellClass": "dx-why-cell",
+            **text,
+        },
         {"field": "age", "headerName": "Age", "width": 90, **number},
         {"field": "sex", "headerName": "Sex", "width": 80, **text},
         {
@@ -132,17 +142,6 @@ def column_defs() -> list[dict[str, Any]]:
             "filterParams": {"buttons": ["apply", "reset"], "maxNumConditions": 1},
         },
         *review_column_defs(),
-        {
-            "field": "why",
-            "headerName": "Why on the list",
-            "sortable": False,
-            "flex": 1,
-            "minWidth": 320,
-            "wrapText": True,
-            "tooltipField": "why",
-            "cellClass": "dx-why-cell",
-            **text,
-        },
     ]
 
 

@@ -320,7 +320,13 @@ def hidden_patients_select(today: dt.date) -> Select:
     Not correlated with the outer query, so the database evaluates it once per worklist query; the review table
     holds actions (hundreds to thousands of rows), not patients, so this stays cheap at 100,000 patients.
     """
-    return select(Review.patient_id).where(_hiding(today), _is_latest())
+    return select(Review.patient_id).where(hidden_review_condition(today))
+
+
+def hidden_review_condition(today: dt.date) -> ColumnElement[bool]:
+    """A ``review`` row that is its patient's latest and hides them on ``today`` (for queries that drive from the
+    few review rows rather than from every patient)."""
+    return and_(_hiding(today), _is_latest())
 
 
 def review_state_text(record: ReviewRecord | None) -> str:

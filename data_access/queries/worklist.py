@@ -20,15 +20,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, exists, func, literal, or_, select
 
 from data_access.queries.connection import connected
-from data_access.queries.reviews import hidden_patients_select, review_cells
+from data_access.queries.reviews import hidden_patients_select, hidden_review_condition, review_cells
 from data_access.queries.scope import Scope
-from data_access.schema import WorklistEntry
+from data_access.schema import Review, WorklistEntry
 
 OUTCOMES = ("emergency_admission", "fall_fracture", "medication_harm", "death")
 OUTCOME_LABELS = {
@@ -71,13 +72,15 @@ def _risk_column(outcome: str) -> Column:
     return Column(
         id=f"risk_{outcome}",
         label=f"12-month risk: {OUTCOME_LABELS[outcome].lower()} (%)",
-        expression=getattr(WorklistEntry, f"risk_{outcome}"),
+        expression=WorklistEntry.__table__.c[f"risk_{outcome}"],
         kind="number",
         scale=100.0,
     )
 
 
-_WL = WorklistEntry
+# Core columns, not the ORM attributes: building expressions from them costs a fraction of the ORM's per-operation
+# overhead, which matters on the hottest query of the product (a few ms per block request).
+_WL = WorklistEntry.__table__.c
 COLUMNS: dict[str, Column] = {
     c.id: c
     for c in (
@@ -279,7 +282,7 @@ def filter_conditions(
     f = filters.normalised()
     conditions: list[ColumnElement[bool]] = []
     if not f.show_reviewed:
-        conditions.append(_WL.patient_id.not_in(hidden_patients_select(today or date.today())))
+        conditions.append(_WL.patient_id.not_in(_hidden_patients(today or date.today())))
     for cohort in f.cohorts:
         conditions.append(_cohort_condition(cohort))
     if f.high_severity_flag:
@@ -300,6 +303,12 @@ def filter_conditions(
         if condition is not None:
             conditions.append(condition)
     return conditions
+
+
+@lru_cache(maxsize=4)
+def _hidden_patients(today: date) -> Select:
+    # The statement depends only on the day; building it is the slowest part of a block request, so reuse it.
+    return hidden_patients_select(today)
 
 
 def _cohort_condition(cohort: str) -> ColumnElement[bool]:
@@ -437,6 +446,32 @@ def order_by(
     return terms
 
 
+# The columns a grid row is made of (row_for_grid): fetching only these keeps result processing, the largest cost
+# of a block request after the SQL itself, proportionate.
+GRID_COLUMNS = tuple(
+    _WL[name]
+    for name in (
+        "patient_id",
+        "age",
+        "sex",
+        "ltc_count",
+        "medicines_count",
+        "efi",
+        "efi_category",
+        "acb",
+        "cms",
+        *(f"risk_{o}" for o in OUTCOMES),
+        "risk_change_6m",
+        "flags_high",
+        "flags_moderate",
+        "flags_low",
+        "last_review",
+        "why",
+        "why_now_score",
+    )
+)
+
+
 def worklist_select(
     scope: Scope,
     filters: WorklistFilters,
@@ -445,7 +480,7 @@ def worklist_select(
 ) -> Select:
     """The SELECT of one worklist block (also used by the benchmark to time the bare SQL)."""
     grid = grid or GridRequest()
-    query = select(*(columns or _WL.__table__.columns)).where(
+    query = select(*(columns or GRID_COLUMNS)).where(
         scope.clause(_WL.practice_id), *filter_conditions(filters, grid.filter_model)
     )
     return (
@@ -459,8 +494,26 @@ def worklist_count_select(scope: Scope, filters: WorklistFilters, grid: GridRequ
     grid = grid or GridRequest()
     return (
         select(func.count())
-        .select_from(_WL)
+        .select_from(WorklistEntry.__table__)
         .where(scope.clause(_WL.practice_id), *filter_conditions(filters, grid.filter_model))
+    )
+
+
+def hidden_count_select(
+    scope: Scope, filters: WorklistFilters, grid: GridRequest | None = None, today: date | None = None
+) -> Select:
+    """How many of the patients that ``filters`` select in ``scope`` the SMR workflow hides (reviewed, snoozed)."""
+    grid = grid or GridRequest()
+    shown = replace(filters, show_reviewed=True)
+    in_view = exists().where(
+        _WL.patient_id == Review.patient_id,
+        scope.clause(_WL.practice_id),
+        *filter_conditions(shown, grid.filter_model),
+    )
+    return (
+        select(func.count())
+        .select_from(Review)
+        .where(hidden_review_condition(today or date.today()), in_view)
     )
 
 
@@ -470,7 +523,14 @@ def worklist_page(
     """One block of the worklist (rows shaped for the grid) and the total number of matching patients."""
     grid = grid or GridRequest()
     with connected(conn) as connection:
-        total = connection.execute(worklist_count_select(scope, filters, grid)).scalar_one()
+        if filters.show_reviewed:
+            total = connection.execute(worklist_count_select(scope, filters, grid)).scalar_one()
+        else:
+            # All minus the hidden: the database counts a practice from its index alone and looks up only the few
+            # hidden patients, where a NOT IN would read every row (at 100,000 patients ~5 ms instead of ~40 ms).
+            shown = replace(filters, show_reviewed=True)
+            total = connection.execute(worklist_count_select(scope, shown, grid)).scalar_one()
+            total -= connection.execute(hidden_count_select(scope, filters, grid)).scalar_one()
         entries = [r._mapping for r in connection.execute(worklist_select(scope, filters, grid))]
         reviews = review_cells(connection, scope, {e["patient_id"]: e["last_review"] for e in entries})
     rows = [row_for_grid(e) | reviews.get(e["patient_id"], {}) for e in entries]

@@ -11,18 +11,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import re
 import os
+import re
 import shutil
 import threading
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from dashboard_factory import build_demo_cohort
 from playwright.sync_api import expect
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
@@ -60,37 +59,9 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     }
 
 
-def _pipeline_available() -> bool:
-    """Whether the lead's demo pipeline and its model steps are installed (they land in stages)."""
-    try:
-        synthetic = importlib.util.find_spec("data_access.sources.synthetic")
-        return all(importlib.util.find_spec(m) for m in ("models.training", "models.scoring")) and bool(
-            synthetic and hasattr(importlib.import_module("data_access.sources.synthetic"), "generate_cohort")
-        )
-    except ImportError:
-        return False
-
-
 def build_e2e_cohort(engine: Engine, model_dir: Path) -> str:
     """Build the shared cohort; returns which builder was used ('pipeline' or 'factory')."""
-    if _pipeline_available():
-        from data_access.demo import build_demo_database
-
-        with warnings.catch_warnings():
-            # This fixture only needs the cohort; the pipeline's own warning hygiene (third-party deprecations in
-            # torch_geometric, LightGBM notices) is the business of the pipeline's tests, not of the browser tests.
-            warnings.simplefilter("ignore")
-            build_demo_database(engine, patients=E2E_PATIENTS, seed=E2E_SEED, epochs=1, model_dir=model_dir)
-        return "pipeline"
-    from dashboard_factory import AS_OF, TEST_GROUPS, TEST_RULE_TITLES, CohortBuilder, add_varied_patients
-
-    from data_access.worklist_build import refresh_worklist
-
-    builder = CohortBuilder().model_run()
-    add_varied_patients(builder, E2E_PATIENTS, seed=7, practices=("P001", "P002", "P003"))
-    builder.load(engine)
-    refresh_worklist(engine, as_of=AS_OF, groups=TEST_GROUPS, rule_titles=TEST_RULE_TITLES)
-    return "factory"
+    return build_demo_cohort(engine, model_dir, patients=E2E_PATIENTS, seed=E2E_SEED)
 
 
 def _cache_dir() -> Path | None:

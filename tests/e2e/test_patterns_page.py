@@ -66,6 +66,7 @@ def test_researcher_screens_pairs_and_opens_one(researcher_page: Page) -> None:
 
     # The same pair read the other way round, chosen with the selects (drug keys are the option values).
     page.get_by_label("Drug A (suspected cause)").select_option(value=drug_b)
+    expect(pair).to_have_text("Choose two different drugs.")  # A and B are the same drug for a moment
     page.get_by_label("Drug B (started to treat a side effect?)").select_option(value=drug_a)
     expect(pair.get_by_role("heading", name=f"{drug_b} → {drug_a}")).to_be_visible()
 

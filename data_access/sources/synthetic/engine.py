@@ -579,7 +579,7 @@ class World:
             self._record_truth(t, base, observed)
             acute = self.prescriber.acute_courses(self, t)
             risk = self.with_acute(x, base, acute)
-            self._events(t, risk, acute)
+            self._events(t, risk, acute, deregistered_day)
             self._deregister(t, deregistered_day)
             self._condition_onsets(t)
             self._social_changes(t)
@@ -611,7 +611,9 @@ class World:
         self.records.truth.append((who.astype(np.int32), t, risk))
 
     # ------------------------------------------------------------------ events
-    def _events(self, t: int, monthly: hz.MonthlyRisk, acute: AcuteExposure) -> None:
+    def _events(
+        self, t: int, monthly: hz.MonthlyRisk, acute: AcuteExposure, deregistered_day: np.ndarray
+    ) -> None:
         rng, n, grid = self.rng, self.n, self.grid
         c = monthly.components
         alive = self.alive
@@ -657,7 +659,9 @@ class World:
         ae = ae_direct | via_admission | via_fall
         ae_day = np.where(via_admission, admission_day, np.where(via_fall, fall_day, ae_day))
 
-        cutoff = np.where(death, death_day, FAR_FUTURE)
+        # A patient who leaves the practice this month has no recorded events (nor death) after leaving.
+        death &= death_day <= deregistered_day
+        cutoff = np.minimum(np.where(death, death_day, FAR_FUTURE), deregistered_day)
         for happened, day, kind in (
             (fall, fall_day, "fall"),
             (fracture, fracture_day, "fracture"),
