@@ -190,13 +190,26 @@ def bench_queries(engine: Engine, repeats: int) -> None:
         f"queries (data cut {cut}, {len(practices)} practices; 'two practices' = a PCN pharmacist's scope):"
     )
     timed("data_cut_date", lambda: data_cut_date(engine), 3)
-    counts = combinations.combination_counts(engine, everything, cut)
+    by_practice = combinations.combination_counts_by_practice(engine, everything, cut)
     timed(
-        "combination_counts, every practice",
-        lambda: combinations.combination_counts(engine, everything, cut),
+        "combination_counts_by_practice, every practice (cached per scope)",
+        lambda: combinations.combination_counts_by_practice(engine, everything, cut),
         3,
     )
-    timed("combination_counts, two practices", lambda: combinations.combination_counts(engine, two, cut), 3)
+    timed(
+        "combination_counts_by_practice, two practices",
+        lambda: combinations.combination_counts_by_practice(engine, two, cut),
+        3,
+    )
+    counts = combinations.counts_for_practice(by_practice)
+    timed(
+        "counts_for_practice (all, in memory)", lambda: combinations.counts_for_practice(by_practice), repeats
+    )
+    timed(
+        "counts_for_practice (one practice, in memory)",
+        lambda: combinations.counts_for_practice(by_practice, practices[0]),
+        repeats,
+    )
     filters = combinations.CombinationFilters(groups=("ddi",), drug_class="nsaid")
     timed(
         "combination_rows (filter in memory)",
@@ -219,10 +232,10 @@ def bench_queries(engine: Engine, repeats: int) -> None:
         ),
         repeats,
     )
-    drugs = combinations.active_drugs(engine, everything, cut)
+    drugs = combinations.active_drugs(engine, everything)
     timed(
         "active_drugs (co-prescription input), every practice",
-        lambda: combinations.active_drugs(engine, everything, cut),
+        lambda: combinations.active_drugs(engine, everything),
         3,
     )
     classes = combinations.patient_classes(drugs, members)

@@ -126,7 +126,7 @@ def bench_backend(engine: Engine, repeats: int) -> list[dict]:
     for name, scope, filters, grid in scenarios(practice):
         page = worklist_page(engine, scope, filters, grid)
         with engine.connect() as conn:
-            fn_times = timed(lambda c=conn: worklist_page(c, scope, filters, grid), repeats)
+            fn_times = timed(lambda c=conn, s=scope, f=filters, g=grid: worklist_page(c, s, f, g), repeats)
         bare_times = timed(bare_sql(engine, scope, filters, grid), repeats)
         row = {
             "backend": engine.dialect.name,

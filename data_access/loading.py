@@ -45,6 +45,7 @@ PATIENT_CHILD_TABLES = (
     "review",
 )
 COPY_CHUNK_ROWS = 200_000
+LARGE_LOAD_ROWS = 500_000
 
 
 class LoadError(ValueError):
@@ -142,12 +143,31 @@ def load_frames(engine: Engine, frames: dict[str, pl.DataFrame], *, replace: boo
             frames["practice"] = _new_practices(connection, frames["practice"])
         for table in CANONICAL_LOAD_ORDER:
             if table in frames:
-                counts[table] = bulk_insert(connection, table, frames[table])
+                counts[table] = _insert_with_deferred_indexes(connection, table, frames[table])
     if not is_sqlite(engine):
         with engine.connect() as connection:
             connection.execute(text("ANALYZE"))
             connection.commit()
     return counts
+
+
+def _insert_with_deferred_indexes(connection: Connection, table: str, frame: pl.DataFrame) -> int:
+    """Insert ``frame``; into an empty table a large load drops the secondary indexes and builds them afterwards.
+
+    Building an index once over sorted data is several times faster than updating it row by row: at 100,000
+    patients this takes the 21-million-row truth table from minutes to well under one (bench/bench_synth.py).
+    The DDL runs inside the load's transaction, so a failure still leaves the database as it was.
+    """
+    indexes = list(Base.metadata.tables[table].indexes)
+    empty = connection.execute(text(f'SELECT 1 FROM "{table}" LIMIT 1')).first() is None  # noqa: S608
+    if frame.height < LARGE_LOAD_ROWS or not indexes or not empty:
+        return bulk_insert(connection, table, frame)
+    for index in indexes:
+        index.drop(connection)
+    count = bulk_insert(connection, table, frame)
+    for index in indexes:
+        index.create(connection)
+    return count
 
 
 def _existing_patient_ids(connection: Connection, ids: list[str]) -> list[str]:

@@ -11,6 +11,8 @@ from data_access.queries.population import SMALL_CELL, SUPPRESSED
 
 GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 DATA_CUT_SECONDS = 600.0
+# Aggregates change only when the data are re-derived, so they are kept longer than the worklist's lookups.
+AGGREGATE_CACHE_SECONDS = 900.0
 
 
 def data_cut() -> dt.date:

@@ -25,7 +25,7 @@ import polars as pl
 from dash import Input, Output, State, callback, dcc, html
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.components.analysis import GRAPH_CONFIG, data_cut, suppression_note, uk_date
+from app.components.analysis import AGGREGATE_CACHE_SECONDS, GRAPH_CONFIG, data_cut, suppression_note, uk_date
 from app.components.analysis_figures import coprescription_heatmap, message_figure
 from app.runtime import app_context
 from app.security import AuditAction, Permission, audit, current_user, requires, scope_for
@@ -40,10 +40,11 @@ from data_access.queries.combinations import (
     class_members,
     class_prevalence,
     co_prescription,
-    combination_counts,
+    combination_counts_by_practice,
     combination_patients,
     combination_patients_csv,
     combination_rows,
+    counts_for_practice,
     default_heatmap_classes,
     describe_combination,
     drug_choices,
@@ -101,20 +102,23 @@ def _practice(value: Any) -> str | None:
 
 
 def _counts(scope: Scope, practice_id: str | None) -> pl.DataFrame:
+    """The combination table of the user's practices (or of one of them), from a per-scope cache."""
     context = app_context()
     cut = data_cut()
-    return context.cached(
-        ("combination-counts", scope.cache_key(), practice_id, cut),
-        lambda: combination_counts(context.engine, scope, cut, practice_id),
+    by_practice = context.cached(
+        ("combination-counts", scope.cache_key(), cut),
+        lambda: combination_counts_by_practice(context.engine, scope, cut),
+        seconds=AGGREGATE_CACHE_SECONDS,
     )
+    return counts_for_practice(by_practice, practice_id)
 
 
 def _patient_classes(scope: Scope, practice_id: str | None) -> pl.DataFrame:
     context = app_context()
-    cut = data_cut()
     return context.cached(
-        ("combination-classes", scope.cache_key(), practice_id, cut),
-        lambda: patient_classes(active_drug_rows(context.engine, scope, cut, practice_id), class_members()),
+        ("combination-classes", scope.cache_key(), practice_id),
+        lambda: patient_classes(active_drug_rows(context.engine, scope, practice_id), class_members()),
+        seconds=AGGREGATE_CACHE_SECONDS,
     )
 
 
@@ -389,9 +393,10 @@ def _heatmap_section(classes: list[str]) -> html.Section:
                         id="coprescription-heading",
                     ),
                     html.P(
-                        "Patients on at least one medicine of the row's class and one of the column's class at the "
-                        "data cut; each label carries the number on that class. It opens on the classes the safety "
-                        "rules name most often; add or remove classes below.",
+                        "Patients on at least one medicine of the row's class and one of the column's class now "
+                        "(their current medicines on the worklist, as at the data cut); each label carries the number "
+                        "on that class. It opens on the classes the safety rules name most often; add or remove "
+                        "classes below.",
                         className="small text-secondary",
                     ),
                     dbc.Label("Classes shown", html_for=HEATMAP_CLASSES_ID, className="dx-legend"),

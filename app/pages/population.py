@@ -17,7 +17,7 @@ from dash import Input, Output, callback, dcc, html
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import theme
-from app.components.analysis import GRAPH_CONFIG, data_cut, suppression_note, uk_date
+from app.components.analysis import AGGREGATE_CACHE_SECONDS, GRAPH_CONFIG, data_cut, suppression_note, uk_date
 from app.components.analysis_figures import funnel_plot, message_figure, risk_histogram
 from app.runtime import app_context
 from app.security import Permission, current_user, requires, scope_for
@@ -206,7 +206,9 @@ def _funnel_children() -> list[Any]:
 
 def _cached(name: str, scope: Scope, compute: Any, *extra: Any) -> Any:
     context = app_context()
-    return context.cached((f"population-{name}", scope.cache_key(), *extra), compute)
+    return context.cached(
+        (f"population-{name}", scope.cache_key(), *extra), compute, seconds=AGGREGATE_CACHE_SECONDS
+    )
 
 
 def _long_term_conditions() -> frozenset[str]:
@@ -381,14 +383,19 @@ def update_tables(_trigger: Any) -> tuple[Any, Any, Any]:
     engine = app_context().engine
     try:
         rows = _cached("prevalence", scope, lambda: prevalence_table(engine, scope))
-        sets = _cached("condition-sets", scope, lambda: condition_sets(engine, scope))
+        pairs, triples = _cached("clusters", scope, lambda: _clusters(engine, scope))
     except SQLAlchemyError as exc:
         log.error("population tables failed: %s", type(exc).__name__)
         return None, None, dbc.Alert(LOAD_ERROR, color="danger")
-    long_term = _long_term_conditions()
-    pairs = condition_clusters(sets, long_term, 2, CLUSTER_TOP)
-    triples = condition_clusters(sets, long_term, 3, CLUSTER_TOP)
     return prevalence_view(rows), clusters_view(pairs, triples), None
+
+
+def _clusters(engine: Any, scope: Scope) -> tuple[tuple[list[Cluster], int], tuple[list[Cluster], int]]:
+    sets = condition_sets(engine, scope)
+    long_term = _long_term_conditions()
+    return condition_clusters(sets, long_term, 2, CLUSTER_TOP), condition_clusters(
+        sets, long_term, 3, CLUSTER_TOP
+    )
 
 
 @callback(

@@ -5,9 +5,10 @@ with naproxen" and "DDI warfarin with ibuprofen" are two combinations of one rul
 medicines. For START omissions ``drugs`` is the class to start, as the engine reports it.
 
 Why it is built this way:
-- Counts are one grouped query over ``flag`` joined to ``patient`` (for the user's practices); the filters of the
-  page (rule family, severity, drug, drug class) are applied in memory to that small table, so changing a filter
-  never re-reads the flags. The page caches the table per scope and practice.
+- Counts are read once per scope, per practice (``combination_counts_by_practice``: distinct patients add up
+  across practices, since a patient belongs to one); the page's filters (rule family, severity, drug, drug class,
+  practice) are applied in memory to that small table, so changing a filter never re-reads the flags. The page
+  caches it per scope.
 - "Now" is the data cut (``data_access.derive.data_cut_date``), never the wall clock: a flag is active now when its
   period covers the cut and the patient is alive and registered then; new = a period that started in the 30 days
   up to and including the cut.
@@ -37,7 +38,6 @@ from sqlalchemy import (
     Select,
     and_,
     case,
-    distinct,
     func,
     or_,
     select,
@@ -45,7 +45,7 @@ from sqlalchemy import (
 
 from data_access.queries.connection import connected
 from data_access.queries.scope import Scope
-from data_access.schema import Flag, Patient, Practice, Prescription, WorklistEntry
+from data_access.schema import Flag, Patient, Practice, WorklistEntry
 
 NEW_DAYS = 30
 MAX_BLOCK_ROWS = 500
@@ -210,46 +210,100 @@ def _is_new(cut: dt.date) -> ColumnElement[bool]:
     return and_(Flag.start > cut - dt.timedelta(days=NEW_DAYS), Flag.start <= cut)
 
 
-def _patients_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.count(distinct(case((condition, Flag.patient_id), else_=None)))
+_COUNT_SCHEMA = {
+    "rule_id": pl.String,
+    "drugs": pl.String,
+    "practice_id": pl.String,
+    "flag_severity": pl.String,
+    "ever": pl.Int64,
+    "active_now": pl.Int64,
+    "new_30d": pl.Int64,
+}
+
+
+def combination_counts_by_practice(conn: Connection | Engine, scope: Scope, cut: dt.date) -> pl.DataFrame:
+    """Patients per (rule, drugs, practice) in ``scope``: ever, active now and new (columns of ``_COUNT_SCHEMA``).
+
+    Why by practice and in polars: a patient belongs to one practice, so these distinct-patient counts add up
+    across practices, and one table per scope serves every practice filter from memory. Grouping 600,000 flag
+    periods by rule and drug list in SQLite takes 5 to 10 s (a temporary B-tree over text keys, and a patient lookup
+    per row); reading the flags with their status worked out in SQL (no dates to convert) and the patients
+    separately, then joining and counting in polars, takes about a third of that and is the same on Postgres.
+    """
+    flags = select(
+        Flag.patient_id,
+        Flag.rule_id,
+        Flag.drugs,
+        Flag.severity,
+        case((or_(Flag.end.is_(None), Flag.end >= cut), 1), else_=0),
+        case((_is_new(cut), 1), else_=0),
+    ).where(Flag.start <= cut)
+    if scope.practice_ids is not None:
+        flags = flags.where(Flag.patient_id.in_(select(Patient.id).where(scope.clause(Patient.practice_id))))
+    patients = select(Patient.id, Patient.practice_id, case((registered_on(cut), 1), else_=0)).where(
+        scope.clause(Patient.practice_id)
+    )
+    with connected(conn) as connection:
+        flag_rows = connection.execute(flags).all()
+        patient_rows = connection.execute(patients).all()
+    periods = pl.DataFrame(
+        [tuple(r) for r in flag_rows],
+        schema={
+            "patient_id": pl.String,
+            "rule_id": pl.String,
+            "drugs": pl.String,
+            "severity": pl.String,
+            "open": pl.Int8,
+            "new": pl.Int8,
+        },
+        orient="row",
+    )
+    people = pl.DataFrame(
+        [tuple(r) for r in patient_rows],
+        schema={"patient_id": pl.String, "practice_id": pl.String, "registered": pl.Int8},
+        orient="row",
+    )
+    active = (pl.col("open") == 1) & (pl.col("registered") == 1)
+    return (
+        periods.join(people, on="patient_id", how="inner")
+        .group_by("rule_id", "drugs", "practice_id")
+        .agg(
+            pl.col("severity").min().alias("flag_severity"),
+            pl.col("patient_id").n_unique().alias("ever"),
+            pl.col("patient_id").filter(active).n_unique().alias("active_now"),
+            pl.col("patient_id").filter(pl.col("new") == 1).n_unique().alias("new_30d"),
+        )
+        .select(list(_COUNT_SCHEMA))
+        .cast(_COUNT_SCHEMA)
+    )
+
+
+def counts_for_practice(by_practice: pl.DataFrame, practice_id: str | None = None) -> pl.DataFrame:
+    """The combination table of one practice, or of every practice in the frame (counts summed: each patient
+    belongs to one practice)."""
+    chosen = by_practice.filter(pl.col("practice_id") == practice_id) if practice_id else by_practice
+    return (
+        chosen.group_by("rule_id", "drugs")
+        .agg(
+            pl.col("flag_severity").min(),
+            pl.col("ever").sum(),
+            pl.col("active_now").sum(),
+            pl.col("new_30d").sum(),
+        )
+        .sort("rule_id", "drugs")
+    )
 
 
 def combination_counts(
     conn: Connection | Engine, scope: Scope, cut: dt.date, practice_id: str | None = None
 ) -> pl.DataFrame:
-    """Every (rule, drugs) combination flagged in ``scope`` with patients active now, ever and new.
-
-    Columns: rule_id, drugs, flag_severity, active_now, ever, new_30d (patients, each counted once).
-    """
-    query = (
-        select(
-            Flag.rule_id,
-            Flag.drugs,
-            func.min(Flag.severity),
-            func.count(distinct(Flag.patient_id)),
-            _patients_where(active_flag_condition(cut)),
-            _patients_where(_is_new(cut)),
-        )
-        .join(Patient, Patient.id == Flag.patient_id)
-        .where(scope.clause(Patient.practice_id), Flag.start <= cut)
-        .group_by(Flag.rule_id, Flag.drugs)
-    )
-    if practice_id:
-        query = query.where(Patient.practice_id == practice_id)
-    with connected(conn) as connection:
-        rows = connection.execute(query).all()
-    return pl.DataFrame(
-        [tuple(r) for r in rows],
-        schema={
-            "rule_id": pl.String,
-            "drugs": pl.String,
-            "flag_severity": pl.String,
-            "ever": pl.Int64,
-            "active_now": pl.Int64,
-            "new_30d": pl.Int64,
-        },
-        orient="row",
-    )
+    """Every (rule, drugs) combination flagged in ``scope`` (and ``practice_id``) with patients active now, ever
+    and new. Columns: rule_id, drugs, flag_severity, ever, active_now, new_30d (patients, each counted once)."""
+    if practice_id is not None and scope.practice_ids is not None and practice_id not in scope.practice_ids:
+        practice_scope = Scope(frozenset())
+    else:
+        practice_scope = Scope.practices(practice_id) if practice_id else scope
+    return counts_for_practice(combination_counts_by_practice(conn, practice_scope, cut), practice_id)
 
 
 def combination_key(rule_id: str, drugs: str) -> str:
@@ -350,26 +404,19 @@ def practice_choices(conn: Connection | Engine, scope: Scope) -> list[tuple[str,
 # -- co-prescription heat map ---------------------------------------------------------------------------------------
 
 
-def active_drugs(
-    conn: Connection | Engine, scope: Scope, cut: dt.date, practice_id: str | None = None
-) -> pl.DataFrame:
-    """(patient_id, drug) for every ingredient prescribed and active on ``cut`` to a patient alive and registered
-    then. Combination products count once per ingredient (``ingredients``), as the contracts say."""
-    ingredients = func.coalesce(func.nullif(Prescription.ingredients, ""), Prescription.drug_key)
-    query = (
-        select(Prescription.patient_id, ingredients)
-        .join(Patient, Patient.id == Prescription.patient_id)
-        .where(
-            scope.clause(Patient.practice_id),
-            ingredients.is_not(None),
-            Prescription.start <= cut,
-            or_(Prescription.stop.is_(None), Prescription.stop >= cut),
-            registered_on(cut),
-            or_(Patient.registered_on.is_(None), Patient.registered_on <= cut),
-        )
+def active_drugs(conn: Connection | Engine, scope: Scope, practice_id: str | None = None) -> pl.DataFrame:
+    """(patient_id, drug) for every active ingredient of every patient on the worklist in ``scope``.
+
+    The worklist (``worklist_entry.active_drugs``) is the one materialised home of "what each patient takes now":
+    ingredients of prescriptions active on its as-of date (the derived data's date, i.e. the data cut), for patients
+    alive and registered then. Reading it is about thirty times faster at 100,000 patients than re-deriving it from
+    the prescriptions (a million rows), and it matches the worklist's medicine filter exactly.
+    """
+    query = select(WorklistEntry.patient_id, WorklistEntry.active_drugs).where(
+        scope.clause(WorklistEntry.practice_id), WorklistEntry.active_drugs != ""
     )
     if practice_id:
-        query = query.where(Patient.practice_id == practice_id)
+        query = query.where(WorklistEntry.practice_id == practice_id)
     with connected(conn) as connection:
         rows = connection.execute(query).all()
     frame = pl.DataFrame(

@@ -34,7 +34,9 @@ def _describe(violations: list[dict]) -> str:
     )
 
 
-def test_pages_have_no_serious_accessibility_violations(browser: Browser, live_dashboard: LiveDashboard) -> None:
+def test_pages_have_no_serious_accessibility_violations(
+    browser: Browser, live_dashboard: LiveDashboard
+) -> None:
     with live_dashboard.engine.connect() as conn:
         patient_id = conn.execute(
             select(WorklistEntry.patient_id)

@@ -44,7 +44,9 @@ def _visible_patient_ids(page: Page) -> list[str]:
 
 def _practice_of(live_dashboard, patient_id: str) -> str:  # noqa: ANN001
     with live_dashboard.engine.connect() as conn:
-        return conn.execute(select(WorklistEntry.practice_id).where(WorklistEntry.patient_id == patient_id)).scalar_one()
+        return conn.execute(
+            select(WorklistEntry.practice_id).where(WorklistEntry.patient_id == patient_id)
+        ).scalar_one()
 
 
 def test_worklist_sort_by_risk_and_filter_to_cohort(gp_page: Page, live_dashboard) -> None:  # noqa: ANN001
@@ -103,9 +105,13 @@ def test_export_is_a_csv_of_the_filtered_list_and_is_audited(gp_page: Page, live
     category = rows[0].index("Frailty (eFI category)")
     assert {r[category] for r in rows[1:]} <= {"moderate", "severe"}
     with live_dashboard.engine.connect() as conn:
-        exports = conn.execute(
-            select(AuditLog.detail).where(AuditLog.action == "export", AuditLog.username == "demo-gp")
-        ).scalars().all()
+        exports = (
+            conn.execute(
+                select(AuditLog.detail).where(AuditLog.action == "export", AuditLog.username == "demo-gp")
+            )
+            .scalars()
+            .all()
+        )
     assert any("worklist CSV" in (d or "") and "cohort=frailty" in (d or "") for d in exports)
 
 
@@ -186,9 +192,13 @@ def test_smr_pack_downloads_for_clinician_and_patient(gp_page: Page, live_dashbo
     sheet = Path(download_info.value.path()).read_text(encoding="utf-8")
     assert "Your medicines review" in sheet
     with live_dashboard.engine.connect() as conn:
-        details = conn.execute(
-            select(AuditLog.detail).where(AuditLog.action == "export", AuditLog.patient_id == patient_id)
-        ).scalars().all()
+        details = (
+            conn.execute(
+                select(AuditLog.detail).where(AuditLog.action == "export", AuditLog.patient_id == patient_id)
+            )
+            .scalars()
+            .all()
+        )
     assert "SMR pre-visit pack (HTML)" in details and "SMR patient sheet (HTML)" in details
 
 

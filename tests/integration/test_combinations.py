@@ -123,7 +123,9 @@ def test_co_prescription_matches_direct_sql(db_engine: Engine) -> None:
     b = CohortBuilder().model_run()
     add_varied_patients(b, 60, seed=5, practices=("P001", "P002"))
     b.load(db_engine)
-    drugs = active_drugs(db_engine, Scope.everything(), CUT)
+    refresh_worklist(db_engine, as_of=CUT, groups=TEST_GROUPS, rule_titles=TEST_RULE_TITLES)
+    drugs = active_drugs(db_engine, Scope.everything())
+    assert set(active_drugs(db_engine, Scope.practices("P001"))["patient_id"]) < set(drugs["patient_id"])
     matrix = co_prescription(patient_classes(drugs, class_members()), ["nsaid", "anticoagulant"])
     sql = text(
         """

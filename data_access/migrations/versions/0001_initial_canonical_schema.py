@@ -302,7 +302,6 @@ def upgrade() -> None:
         sa.Column("month", sa.Date(), nullable=False),
         sa.Column("outcome", sa.String(length=32), nullable=False),
         sa.Column("risk", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("synthetic_truth", schema=None) as batch_op:
