@@ -8,7 +8,10 @@ practices and on the temporal hold-out. Target (DESIGN.md): within 0.02 AUROC of
 baseline.
 
     .venv/bin/python bench/bench_model.py --patients 20000 [--seed 1] [--epochs N] [--hpo-trials K]
-        [--practices P] [--enrich-smr] [--db PATH] [--model-dir DIR]
+        [--practices P] [--general-population] [--db PATH] [--model-dir DIR]
+
+The cohort is the generator's SMR-enriched population (older, multimorbid: the patients Structured Medication
+Reviews target) unless ``--general-population`` is given.
 """
 
 from __future__ import annotations
@@ -39,14 +42,13 @@ def _prepare_database(args: argparse.Namespace, directory: Path):  # noqa: ANN20
         return engine
     started = time.perf_counter()
     practices = args.practices or max(3, args.patients // 1000)
-    frames = generate_cohort(
-        args.patients, args.seed, practices=practices, enrich_smr=args.enrich_smr, progress=True
-    )
+    enrich = not args.general_population
+    frames = generate_cohort(args.patients, args.seed, practices=practices, enrich_smr=enrich, progress=True)
     generated = time.perf_counter() - started
     load_frames(engine, frames)
     print(
         f"generated {args.patients:,} patients in {practices} practices (seed {args.seed}"
-        f"{', SMR-enriched' if args.enrich_smr else ''}) in {generated:.0f} s; loaded in "
+        f"{', SMR-enriched' if enrich else ', general population'}) in {generated:.0f} s; loaded in "
         f"{time.perf_counter() - started - generated:.0f} s"
     )
     return engine
@@ -82,7 +84,9 @@ def main() -> None:
     parser.add_argument("--hpo-trials", type=int, default=0)
     parser.add_argument("--practices", type=int, default=None, help="default: one per 1,000 patients")
     parser.add_argument(
-        "--enrich-smr", action="store_true", help="older, multimorbid cohort (the SMR population)"
+        "--general-population",
+        action="store_true",
+        help="the generator's general practice list (default: its SMR-enriched, older multimorbid population)",
     )
     parser.add_argument("--db", default=None, help="SQLite file to create or reuse")
     parser.add_argument("--model-dir", default=None)

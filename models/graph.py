@@ -150,11 +150,10 @@ def build_population_graph(
         "event": _event_nodes(cohort.event, index, landmarks, config),
         "lab": _lab_nodes(cohort.observation, index, landmarks, config),
     }
-    frames = {t: frame for t, frame in nodes.items()}
-    tables = {t: _node_table(frame, len(ids)) for t, frame in frames.items()}
+    tables = {t: _node_table(frame, len(ids)) for t, frame in nodes.items()}
     edges = {
-        "interacts": _interaction_edges(drug_episodes, frames["drug"], vocabulary, landmarks, len(ids)),
-        "cautions": _caution_edges(drug_episodes, condition_rows, frames, vocabulary, landmarks, len(ids)),
+        "interacts": _interaction_edges(drug_episodes, nodes["drug"], vocabulary, landmarks, len(ids)),
+        "cautions": _caution_edges(drug_episodes, condition_rows, nodes, vocabulary, landmarks, len(ids)),
     }
     patient_x, in_record = _patient_features(patients, cohort, index, tables, landmarks, config)
     return PopulationGraph(ids, grid, patient_x, in_record, tables, edges, vocabulary)

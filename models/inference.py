@@ -258,6 +258,8 @@ def what_if(
     both = two_patients(cohort, changed)
     results = _trajectories(bundle, both, grid, torch_device, explain=False)
     forward = {name: _from(results[name]["trajectory"], first) for name in ("current", "scenario")}
+    if not any(forward["current"].values()):
+        notes.append(f"the patient is not in the record (died or left the practice) from {first.isoformat()}")
     summary = {}
     for outcome in OUTCOMES:
         now, then = forward["current"][outcome], forward["scenario"][outcome]

@@ -34,6 +34,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings(
         "ignore", message=r"`torch.jit.script` is deprecated", category=DeprecationWarning
     )
+    from torch_geometric.data import HeteroData
     from torch_geometric.nn import MessagePassing
 
 from models.config import OUTCOMES, ModelConfig
@@ -115,6 +116,31 @@ def to_tensors(batch: GraphBatch, device: torch.device) -> TensorBatch:
         },
         knowledge_rule={k: t(v, torch.long) for k, v in batch.edge_rule.items()},
     )
+
+
+def to_hetero_data(batch: GraphBatch) -> HeteroData:
+    """The batch as a PyG ``HeteroData`` (for inspection and interoperability; the network reads ``TensorBatch``).
+
+    Node stores hold ``x`` (dynamic features), ``key`` (vocabulary index), ``time`` (months since the fact) and
+    ``snapshot_id`` (b * T + m); the patient store holds one node per snapshot. Edge stores: entity -> patient with
+    ``time``, and the knowledge edges with ``rule``.
+    """
+    data = HeteroData()
+    data["patient"].x = torch.from_numpy(batch.patient_x)
+    for t in ENTITY_TYPES:
+        data[t].x = torch.from_numpy(batch.node_x[t])
+        data[t].key = torch.from_numpy(batch.node_key[t])
+        data[t].time = torch.from_numpy(batch.node_time[t])
+        snapshot = torch.from_numpy(batch.node_snapshot[t])
+        data[t].snapshot_id = snapshot
+        nodes = torch.arange(batch.node_key[t].shape[0])
+        data[t, "in_snapshot_of", "patient"].edge_index = torch.stack([nodes, snapshot])
+        data[t, "in_snapshot_of", "patient"].time = data[t].time
+    for name, (src, dst) in KNOWLEDGE_EDGES.items():
+        index = torch.from_numpy(np.stack([batch.edge_src[name], batch.edge_dst[name]]))
+        data[src, name, dst].edge_index = index
+        data[src, name, dst].rule = torch.from_numpy(batch.edge_rule[name])
+    return data
 
 
 def _relations(final: bool) -> list[tuple[str, str, str]]:

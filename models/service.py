@@ -260,13 +260,15 @@ def create_service(
     @service.get("/model", dependencies=[Depends(check_token)])
     async def model_card() -> dict[str, Any]:
         def load() -> dict[str, Any]:
+            query = (
+                select(ModelRun.version, ModelRun.created_at, ModelRun.card_json, ModelRun.metrics_json)
+                .where(ModelRun.active.is_(True))
+                .order_by(ModelRun.created_at.desc())
+            )
             with engine.connect() as conn:
-                run = conn.execute(
-                    select(ModelRun).where(ModelRun.active.is_(True)).order_by(ModelRun.created_at.desc())
-                ).first()
+                run = conn.execute(query).first()
             if run is None:
                 raise ServiceError(404, "no trained model")
-            run = run[0]
             return {
                 "model_version": run.version,
                 "created_at": run.created_at.isoformat(),

@@ -258,15 +258,15 @@ def review_column_defs() -> list[dict[str, Any]]:
             "headerTooltip": f"{NEXT_DUE_MONTHS} months after the last completed review, unless the reviewer set "
             "another date; a booking's appointment; the end of a snooze",
             "sortable": False,
-            "width": 140,
+            "width": 175,
+            "tooltipField": "next_due",
         },
         {
             "field": "review_status",
             "headerName": "Review status",
             "headerTooltip": "The latest action recorded in DynAIRx, and who recorded it",
             "sortable": False,
-            "width": 190,
-            "wrapText": True,
+            "width": 280,
             "tooltipField": "review_status",
         },
     ]

@@ -54,8 +54,6 @@ def test_mark_reviewed_leaves_the_worklist_and_is_audited(
     expect(page.locator("#review-history")).to_contain_text("Stopped naproxen")
     screenshot(page, "review-recorded")
 
-    # Wide enough for AG Grid to render every column (it virtualises the ones outside the viewport).
-    page.set_viewport_size({"width": 2600, "height": 1200})
     page.goto("/?order=risk")
     expect(page.locator("#worklist-count")).to_contain_text(f"{before - 1:,} patient", timeout=WAIT_MS)
     assert top not in _listed(page)
@@ -64,9 +62,13 @@ def test_mark_reviewed_leaves_the_worklist_and_is_audited(
     expect(page).to_have_url(re.compile(r"show_reviewed=1"))
     expect(page.locator("#worklist-count")).to_contain_text(f"{before:,} patient", timeout=WAIT_MS)
     expect(page.locator(LINKS).first).to_have_text(top, timeout=WAIT_MS)
-    status = page.locator(
-        f"{GRID} .ag-center-cols-container .ag-row[row-index='0'] .ag-cell[col-id='review_status']"
+    # AG Grid renders only the columns in view: scroll the review status column into view through its API.
+    page.evaluate(
+        "async (id) => { const api = await window.dash_ag_grid.getApiAsync(id); "
+        "api.ensureColumnVisible('review_status'); }",
+        GRID.lstrip("#"),
     )
+    status = page.locator(f"{GRID} .ag-row[row-index='0'] .ag-cell[col-id='review_status']")
     expect(status).to_contain_text("Reviewed")
     expect(status).to_contain_text("demo-pharmacist")
     screenshot(page, "review-worklist-shown")

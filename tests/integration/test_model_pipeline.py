@@ -246,3 +246,32 @@ def test_what_if_stopping_a_drug_gives_current_and_scenario_trajectories(trained
         what_if(
             engine, patient_id=patient_id, scenario={"stop": ["notadrug"]}, model_dir=model_dir, device="cpu"
         )
+
+
+def test_what_if_on_a_patient_json(trained):
+    engine, model_dir, version = trained
+    patient = {
+        "as_of": "2025-06-30",
+        "age": 81,
+        "sex": "F",
+        "conditions": [{"name": "heart failure", "onset": "2019-03-01"}],
+        "medications": [
+            {"drug": "ibuprofen", "start": "2025-05-01", "stop": None},
+            {"drug": "warfarin", "start": "2018-01-01"},
+        ],
+        "labs": [{"name": "egfr", "value": 38, "date": "2025-04-02"}],
+        "events": [{"type": "fall", "date": "2025-01-10"}],
+    }
+    result = what_if(
+        engine,
+        patient_json=patient,
+        scenario={"switch": [["ibuprofen", "paracetamol"]], "from": "2025-07-01"},
+        model_dir=model_dir,
+        device="cpu",
+    )
+    assert result["from"] == "2025-07-01" and result["applied"] == {
+        "stop": ["ibuprofen"],
+        "start": ["paracetamol"],
+    }
+    assert [p["as_of"] for p in result["current"]["medication_harm"]][0] == "2025-07-01"
+    assert set(result["summary"]) == set(OUTCOMES)

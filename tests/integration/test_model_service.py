@@ -26,7 +26,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_service(database_url: str, model_dir: Path, port: int) -> subprocess.Popen:
+def start_service(database_url: str, model_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -34,28 +34,29 @@ def start_service(database_url: str, model_dir: Path, port: int) -> subprocess.P
         "DYNAIRX_MODEL_DIR": str(model_dir),
         "DYNAIRX_DEVICE": "cpu",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "models.service:create_service",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "models.service:create_service",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"service exited: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"service exited: {log_path.read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return process
@@ -66,9 +67,12 @@ def start_service(database_url: str, model_dir: Path, port: int) -> subprocess.P
 
 
 @pytest.fixture(scope="module")
-def service(built_demo: dict[str, object]) -> Iterator[dict[str, object]]:
+def service(
+    built_demo: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, object]]:
     port = _free_port()
-    process = start_service(str(built_demo["url"]), Path(str(built_demo["model_dir"])), port)
+    log_path = tmp_path_factory.mktemp("service") / "service.log"
+    process = start_service(str(built_demo["url"]), Path(str(built_demo["model_dir"])), port, log_path)
     engine = make_engine(str(built_demo["url"]))
     with engine.connect() as conn:
         patient_ids = [r[0] for r in conn.execute(select(Patient.id).order_by(Patient.id).limit(3))]
@@ -225,3 +229,49 @@ def test_schemathesis_finds_no_server_error(service: dict) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_dashboard_falls_back_to_the_cache_when_the_service_dies(
+    built_demo: dict[str, object], tmp_path: Path
+) -> None:
+    """Kill the service mid-session: what-if says it is unavailable, the patient page still reads the cache."""
+    from app.model_client import ModelUnavailable, Scenario, WhatIfResult, run_what_if
+    from data_access.queries.patient import patient_record
+    from data_access.queries.scope import Scope
+    from data_access.settings import Settings
+
+    port = _free_port()
+    process = start_service(
+        str(built_demo["url"]), Path(str(built_demo["model_dir"])), port, tmp_path / "svc.log"
+    )
+    engine = make_engine(str(built_demo["url"]))
+    settings = Settings(
+        database_url=str(built_demo["url"]),
+        model_service_url=f"http://127.0.0.1:{port}",
+        model_service_token=TOKEN,
+        secret_key="fallback-test-secret-0123456789",
+        device="cpu",
+        demo=True,
+    )
+    try:
+        with engine.connect() as conn:
+            patient_id = conn.execute(select(Patient.id).order_by(Patient.id).limit(1)).scalar_one()
+        view = patient_record(engine, Scope(None), patient_id)
+        drug = next((m.ingredients[0] for m in view.medications if m.ingredients), "paracetamol")
+        scenario = Scenario(stop=(drug,))
+        assert isinstance(run_what_if(engine, settings, patient_id, scenario), WhatIfResult)
+
+        process.kill()
+        process.wait(timeout=10)
+
+        answer = run_what_if(engine, settings, patient_id, scenario)
+        assert isinstance(answer, ModelUnavailable)
+        assert "cannot be reached" in answer.message
+        after = patient_record(engine, Scope(None), patient_id)
+        assert after.trajectory.model_version == view.trajectory.model_version
+        assert any(after.trajectory.points.values()), "risk trajectory still served from the prediction cache"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        engine.dispose()

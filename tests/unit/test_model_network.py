@@ -14,7 +14,7 @@ from models.cohort import cohort_from_frames
 from models.config import OUTCOMES, ModelConfig
 from models.explain import explain_batch
 from models.graph import build_population_graph, make_batch, population_key_index
-from models.network import TemporalGraphRiskModel, to_tensors
+from models.network import TemporalGraphRiskModel, to_hetero_data, to_tensors
 from models.predict import iter_population_risks
 
 CPU = torch.device("cpu")
@@ -122,3 +122,15 @@ def test_a_drug_contribution_equals_the_risk_change_when_it_stops_the_day_before
     # Earlier months are untouched; the landmark's risk moves by exactly the contribution.
     assert np.allclose(stopped[0, :month], risk[0, :month], atol=1e-6)
     assert np.allclose(risk[0, month] - stopped[0, month], contribution, atol=1e-5)
+
+
+def test_a_batch_converts_to_pyg_hetero_data():
+    population = _population(hand_made_frames())
+    batch = make_batch(population, [0, 1], population_key_index(population))
+    data = to_hetero_data(batch)
+    assert data["patient"].num_nodes == 2 * GRID.months
+    assert data["drug"].num_nodes == 14 and data["condition"].num_nodes == 7
+    assert data["drug", "interacts", "drug"].edge_index.shape == (2, 4)
+    assert data["drug", "cautions", "condition"].edge_index.shape == (2, 2)
+    assert data["drug", "in_snapshot_of", "patient"].edge_index[1].max() < data["patient"].num_nodes
+    data.validate(raise_on_error=True)
