@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from data_access.db import make_engine
-from data_access.schema import Patient, WhatIfCache
+from data_access.schema import Patient, Prediction, WhatIfCache
 
 TOKEN = "test-service-token"
 
@@ -255,7 +255,9 @@ def test_dashboard_falls_back_to_the_cache_when_the_service_dies(
     )
     try:
         with engine.connect() as conn:
-            patient_id = conn.execute(select(Patient.id).order_by(Patient.id).limit(1)).scalar_one()
+            patient_id = conn.execute(
+                select(Prediction.patient_id).order_by(Prediction.patient_id).limit(1)
+            ).scalar_one()
         view = patient_record(engine, Scope(None), patient_id)
         drug = next((m.ingredients[0] for m in view.medications if m.ingredients), "paracetamol")
         scenario = Scenario(stop=(drug,))
