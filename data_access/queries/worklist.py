@@ -254,16 +254,29 @@ class GridRequest:
 
     @classmethod
     def from_ag_grid(cls, request: Mapping[str, Any] | None) -> GridRequest:
-        request = request or {}
-        start = max(0, int(request.get("startRow") or 0))
-        end = int(request.get("endRow") or start + 100)
+        request = request if isinstance(request, Mapping) else {}
+        start = max(0, _row_number(request.get("startRow"), 0))
+        end = _row_number(request.get("endRow"), start + 100)
         end = min(max(end, start + 1), start + MAX_BLOCK_ROWS)
+        sort_model = request.get("sortModel")
+        filter_model = request.get("filterModel")
         return cls(
             start_row=start,
             end_row=end,
-            sort_model=tuple(request.get("sortModel") or ()),
-            filter_model=dict(request.get("filterModel") or {}),
+            sort_model=tuple(m for m in sort_model if isinstance(m, Mapping)) if isinstance(sort_model, list) else (),
+            filter_model=dict(filter_model) if isinstance(filter_model, Mapping) else {},
         )
+
+
+MAX_ROW_NUMBER = 10_000_000
+
+
+def _row_number(value: Any, default: int) -> int:
+    """A row index from the browser: whole numbers only, clamped; anything else (a forged string, a dict, 1e9 as a
+    float) falls back to ``default`` rather than reaching the database or raising."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return min(max(value, 0), MAX_ROW_NUMBER)
 
 
 @dataclass(frozen=True)
