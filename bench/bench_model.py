@@ -128,9 +128,21 @@ def main() -> None:
             f"Temporal hold-out ({report['temporal_holdout']['landmarks'][0]} onwards)",
             report["temporal_holdout"]["outcomes"],
         )
-        print("\nComparison (AUROC differences, test practices)")
+        print(
+            "\nGraph model AUROC minus each other model's (paired patient bootstrap 95% CI), test practices"
+        )
         for outcome, entry in report["comparison"].items():
-            print(f"  {outcome:<20} {entry}")
+            differences = "; ".join(
+                f"{key.removeprefix('graph_minus_')} {value[1]:+.3f} ({value[0]:+.3f} to {value[2]:+.3f})"
+                for key, value in entry.items()
+                if key.startswith("graph_minus_") and value[1] is not None and value[0] is not None
+            )
+            print(f"  {outcome:<20} {differences}")
+            print(
+                f"  {'':<20} ahead of every baseline: {entry.get('beats_every_baseline')}; "
+                f"with 95% CI above 0: {entry.get('ahead_95ci')}; within 0.02 of the oracle: "
+                f"{entry.get('within_0.02_of_oracle')}"
+            )
         engine.dispose()
 
 

@@ -6,7 +6,7 @@ then once with writing the prediction cache (CPU), and extrapolates to 100,000 a
 (DESIGN.md): 100,000 patients in minutes on CPU; 1,000,000 in minutes, not hours, on a GPU.
 
     .venv/bin/python bench/bench_scoring.py [--patients 20000] [--db PATH] [--model-dir DIR] [--batch-size 512]
-        [--devices cpu,cuda] [--no-explain]
+        [--devices cpu,cuda] [--no-explain] [--threads N]
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ def main() -> None:
         "--devices", default=None, help="comma-separated; default cpu, plus cuda when available"
     )
     parser.add_argument("--no-explain", action="store_true", help="time trajectories without the drivers")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from models.scoring import score_population
 

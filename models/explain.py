@@ -99,7 +99,9 @@ def explain_batch(
     explained = np.nonzero(months >= 0)[0]
     if explained.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Drivers(empty, [], np.zeros((0, len(OUTCOMES))), np.zeros((B, len(OUTCOMES)), dtype=np.float32))
+        return Drivers(
+            empty, [], np.zeros((0, len(OUTCOMES))), np.zeros((B, len(OUTCOMES)), dtype=np.float32)
+        )
     # Variant 0 of each explained patient deletes nothing; then one variant per factor.
     v_patient = np.concatenate([explained, f_patient])
     v_kind = np.concatenate([np.full(explained.shape[0], -1), f_kind])

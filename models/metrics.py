@@ -141,6 +141,34 @@ def metric_report(
     }
 
 
+def paired_auroc_difference(
+    y: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    groups: np.ndarray,
+    *,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    seed: int = 0,
+) -> list[float | None]:
+    """AUROC(first) - AUROC(second) on the same landmarks, with a paired patient-bootstrap 95% CI.
+
+    Both models are scored on the same resampled patients in every replicate, so the interval is that of the
+    difference, much narrower than comparing two separate intervals.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    a, b = prepare(y, np.asarray(first, dtype=np.float64)), prepare(y, np.asarray(second, dtype=np.float64))
+    _, cluster = np.unique(np.asarray(groups), return_inverse=True)
+    ones = np.ones_like(y)
+    point = weighted_auroc(a, ones) - weighted_auroc(b, ones)
+    rng = np.random.default_rng(seed)
+    n_clusters = int(cluster.max()) + 1 if cluster.size else 0
+    differences = []
+    for _ in range(replicates if n_clusters > 1 else 0):
+        w = rng.poisson(1.0, n_clusters).astype(np.float64)[cluster]
+        differences.append(weighted_auroc(a, w[a.order]) - weighted_auroc(b, w[b.order]))
+    return _interval(differences, point)
+
+
 def _interval(values: list[float], point: float) -> list[float | None]:
     finite = np.array([v for v in values if np.isfinite(v)])
     if not np.isfinite(point):

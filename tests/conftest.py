@@ -6,12 +6,12 @@ Postgres database (a random name) on 127.0.0.1:5432 and drops it at the end, nev
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from db_support import POSTGRES_ADMIN_URL
 from sqlalchemy import Engine, create_engine, text
 
 from data_access.db import make_engine
@@ -19,9 +19,6 @@ from data_access.migrate import upgrade_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "DYNAIRX_TEST_POSTGRES_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture

@@ -163,10 +163,16 @@ def remove_test_pages() -> None:
 
 @contextmanager
 def security_app(engine: Engine, **kwargs: object) -> Iterator[dash.Dash]:
+    # Dash keeps registered pages in a module-global registry; set aside the real dashboard's pages (registered by
+    # other tests in the same session) so this minimal app builds only its own layouts, then put them back.
+    saved = dict(dash.page_registry)
+    dash.page_registry.clear()
     try:
         yield build_app(engine, **kwargs)
     finally:
         remove_test_pages()
+        dash.page_registry.clear()
+        dash.page_registry.update(saved)
 
 
 _CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -305,8 +305,13 @@ def comparison_text(comparison: dict[str, Any]) -> Any:
     if "graph_minus_oracle" in comparison:
         gap = comparison["graph_minus_oracle"]
         within = comparison.get("within_0.02_of_oracle")
+        # Reports carry the paired-bootstrap difference as [lower, point, upper]; older ones a single number.
+        if isinstance(gap, list | tuple) and len(gap) == 3:
+            text = f"{gap[1]:+.3f} (95% interval {gap[0]:+.3f} to {gap[2]:+.3f})"
+        else:
+            text = f"{float(gap):+.3f}"
         parts.append(
-            f"Difference from the oracle: {gap:+.3f} ({'within' if within else 'not within'} the 0.02 target)."
+            f"AUROC difference from the oracle: {text} ({'within' if within else 'not within'} the 0.02 target)."
         )
     return html.P(" ".join(parts), className="mb-2")
 

@@ -22,6 +22,14 @@ from pathlib import Path
 
 import pytest
 from dashboard_factory import build_demo_cohort
+from e2e_support import (
+    CHROMIUM,
+    DEMO_PASSWORD,
+    E2E_PATIENTS,
+    E2E_SEED,
+    LiveDashboard,
+    sign_in,
+)
 from playwright.sync_api import expect
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
@@ -29,14 +37,6 @@ from werkzeug.serving import make_server
 from data_access.db import make_engine
 from data_access.migrate import upgrade_database
 from data_access.settings import Settings
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
-AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
-CHROMIUM = "/usr/bin/chromium"
-E2E_PATIENTS = 300
-E2E_SEED = 20261201
-DEMO_PASSWORD = "e2e-demo-password-4815"
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +91,6 @@ def _save_cached_cohort(engine: Engine, workdir: Path, builder: str) -> None:
     if (workdir / "models").exists():
         shutil.copytree(workdir / "models", cache / "models", dirs_exist_ok=True)
     (cache / "builder.txt").write_text(builder)
-
-
-@dataclass
-class LiveDashboard:
-    base_url: str
-    engine: Engine
-    builder: str
-    password: str = DEMO_PASSWORD
-    practices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="session")
@@ -183,21 +174,6 @@ def console(page) -> Iterator[ConsoleWatch]:  # noqa: ANN001 - playwright Page
     yield watch
     problems = watch.unexpected()
     assert not problems, f"browser console errors: {problems}"
-
-
-def sign_in(page, username: str, password: str = DEMO_PASSWORD, next_path: str = "/") -> None:  # noqa: ANN001
-    page.goto(f"/login?next={next_path}")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"^(?!.*/login).*$"))
-
-
-def screenshot(page, name: str) -> Path:  # noqa: ANN001
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
 
 
 @pytest.fixture

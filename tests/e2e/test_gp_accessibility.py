@@ -7,7 +7,7 @@ browser context that bypasses CSP. It fails on any serious or critical violation
 from __future__ import annotations
 
 import pytest
-from conftest import AXE_JS, LiveDashboard, screenshot, sign_in
+from e2e_support import AXE_JS, LiveDashboard, screenshot, sign_in
 from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 

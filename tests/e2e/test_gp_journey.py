@@ -55,7 +55,7 @@ def test_worklist_sort_by_risk_and_filter_to_cohort(gp_page: Page, live_dashboar
     expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
     _wait_for_rows(page)
     expect(page.locator("#worklist-count")).to_contain_text("patients match")
-    from conftest import screenshot
+    from e2e_support import screenshot
 
     screenshot(page, "worklist")
 
@@ -129,7 +129,7 @@ def _open_first_patient(page: Page) -> str:
 
 
 def test_patient_page_shows_trajectory_and_interaction_timeline(gp_page: Page) -> None:
-    from conftest import screenshot
+    from e2e_support import screenshot
 
     page = gp_page
     _open_first_patient(page)
@@ -154,7 +154,7 @@ def _option_values(select) -> list[str]:  # noqa: ANN001 - Locator
 
 
 def test_what_if_shows_scenario_or_a_friendly_notice(gp_page: Page) -> None:
-    from conftest import screenshot
+    from e2e_support import screenshot
 
     page = gp_page
     _open_first_patient(page)
@@ -203,7 +203,7 @@ def test_smr_pack_downloads_for_clinician_and_patient(gp_page: Page, live_dashbo
 
 
 def test_help_page(gp_page: Page) -> None:
-    from conftest import screenshot
+    from e2e_support import screenshot
 
     page = gp_page
     page.goto("/help")

@@ -68,7 +68,7 @@ def camera() -> Camera:
 @pytest.fixture
 def signed_in(browser: Browser, live_dashboard) -> Iterator[Callable[[str], Page]]:  # noqa: ANN001
     """Open a fresh browser context signed in as a demo user; console errors of any of them fail the test."""
-    from conftest import sign_in
+    from e2e_support import sign_in
 
     contexts, errors = [], []
 

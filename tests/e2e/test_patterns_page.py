@@ -18,7 +18,7 @@ GRID = "#patterns-grid"
 
 @pytest.fixture
 def researcher_page(page: Page, console, live_dashboard) -> Page:  # noqa: ANN001
-    from conftest import sign_in
+    from e2e_support import sign_in
 
     page.set_default_timeout(30_000)
     sign_in(page, "demo-researcher", next_path="/patterns")
@@ -60,7 +60,7 @@ def test_researcher_screens_pairs_and_opens_one(researcher_page: Page) -> None:
     expect(pair.get_by_role("columnheader", name="Adjusted SR (95% CI)")).to_be_visible()
     expect(page.locator("#patterns-histogram .js-plotly-plot")).to_be_visible()
     expect(page.locator("#patterns-histogram")).to_contain_text(f"Days from the first start of {drug_a}")
-    from conftest import screenshot
+    from e2e_support import screenshot
 
     screenshot(page, "patterns")
 
@@ -84,7 +84,7 @@ def test_signed_out_visitor_is_sent_to_sign_in(page: Page, console, live_dashboa
 
 
 def test_patterns_page_passes_axe(browser: Browser, live_dashboard) -> None:  # noqa: ANN001
-    from conftest import AXE_JS, sign_in
+    from e2e_support import AXE_JS, sign_in
 
     context = browser.new_context(base_url=live_dashboard.base_url, bypass_csp=True)  # axe is injected inline
     page = context.new_page()

@@ -21,7 +21,7 @@ WAIT_MS = 30_000
 
 @pytest.fixture
 def pharmacist_page(page: Page, console, live_dashboard) -> Page:  # noqa: ANN001
-    from conftest import sign_in
+    from e2e_support import sign_in
 
     page.set_default_timeout(WAIT_MS)
     sign_in(page, "demo-pharmacist", next_path="/combinations")
@@ -36,7 +36,7 @@ def _rule_ids(page: Page) -> list[str]:
 def test_pharmacist_filters_combinations_and_drills_down_to_a_patient(
     pharmacist_page: Page, live_dashboard
 ) -> None:  # noqa: ANN001
-    from conftest import screenshot
+    from e2e_support import screenshot
 
     page = pharmacist_page
     page.goto("/combinations")

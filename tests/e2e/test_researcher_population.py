@@ -19,7 +19,7 @@ WAIT_MS = 30_000
 
 @pytest.fixture
 def researcher_page(page: Page, console, live_dashboard) -> Page:  # noqa: ANN001
-    from conftest import sign_in
+    from e2e_support import sign_in
 
     page.set_default_timeout(WAIT_MS)
     sign_in(page, "demo-researcher", next_path="/population")
@@ -29,7 +29,7 @@ def researcher_page(page: Page, console, live_dashboard) -> Page:  # noqa: ANN00
 def test_researcher_reads_the_funnel_plot_and_opens_the_model_card(
     researcher_page: Page, live_dashboard
 ) -> None:  # noqa: ANN001
-    from conftest import screenshot
+    from e2e_support import screenshot
 
     page = researcher_page
     page.goto("/population")

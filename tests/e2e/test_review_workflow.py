@@ -32,7 +32,7 @@ def test_mark_reviewed_leaves_the_worklist_and_is_audited(
     live_dashboard,
     browser: Browser,  # noqa: ANN001
 ) -> None:
-    from conftest import screenshot, sign_in
+    from e2e_support import screenshot, sign_in
 
     page.set_default_timeout(WAIT_MS)
     sign_in(page, "demo-pharmacist")

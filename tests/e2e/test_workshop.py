@@ -28,7 +28,7 @@ MIN_TOUCH_PX = 44  # touch target size (Apple HIG and the NHS digital service ma
 
 @pytest.fixture
 def researcher(page: Page, console, live_dashboard) -> Page:  # noqa: ANN001
-    from conftest import sign_in
+    from e2e_support import sign_in
 
     page.set_default_timeout(30_000)
     sign_in(page, "demo-researcher", next_path="/help")
@@ -162,7 +162,7 @@ def test_tour_is_dismissed_and_replayed(researcher: Page) -> None:
 
 
 def test_workshop_pages_pass_axe(browser: Browser, live_dashboard) -> None:  # noqa: ANN001
-    from conftest import sign_in
+    from e2e_support import sign_in
 
     context = browser.new_context(base_url=live_dashboard.base_url, bypass_csp=True)
     page = context.new_page()

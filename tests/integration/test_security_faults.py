@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 def _terminate_connections(engine: Engine) -> int:
     """Kill every server process serving ``engine``'s database; returns how many were killed."""
-    from conftest import POSTGRES_ADMIN_URL
+    from db_support import POSTGRES_ADMIN_URL
 
     database = engine.url.database
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")

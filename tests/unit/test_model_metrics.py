@@ -7,7 +7,15 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from models.calibration import apply_platt, fit_platt
-from models.metrics import ece, metric_report, prepare, reliability_curve, weighted_auprc, weighted_auroc
+from models.metrics import (
+    ece,
+    metric_report,
+    paired_auroc_difference,
+    prepare,
+    reliability_curve,
+    weighted_auprc,
+    weighted_auroc,
+)
 
 
 @pytest.fixture
@@ -76,3 +84,13 @@ def test_platt_never_reverses_a_ranking_unless_asked():
     y = (logits < 0).astype(float)
     assert fit_platt(logits, y) == (1.0, 0.0)
     assert fit_platt(logits, y, increasing_only=False)[0] < 0
+
+
+def test_paired_difference_of_auroc(scored):
+    y, p = scored
+    groups = np.arange(y.shape[0]) // 4
+    assert paired_auroc_difference(y, p, p, groups, replicates=50) == [0.0, 0.0, 0.0]
+    noisy = p + np.random.default_rng(2).normal(0, 0.3, p.shape[0])
+    lo, point, hi = paired_auroc_difference(y, p, noisy, groups, replicates=100)
+    assert 0 < lo < point < hi
+    assert point == pytest.approx(roc_auc_score(y, p) - roc_auc_score(y, noisy), abs=1e-4)  # rounded to 4 places
