@@ -7,7 +7,7 @@ CHROMIUM := /usr/bin/chromium
 # The CPU build of torch lies on this machine kind's disk; installing it first keeps pip from fetching a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 PORT ?= 8050
-PATIENTS ?= 5000
+PATIENTS ?= 2000
 
 .PHONY: install demo test test-fast lint format bench chromium clean
 

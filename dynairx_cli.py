@@ -17,7 +17,10 @@ from pathlib import Path
 
 log = logging.getLogger("dynairx")
 
-DEFAULT_DEMO_PATIENTS = 5000
+DEFAULT_DEMO_PATIENTS = 2000
+# Enough for the demo's model to learn the planted interactions in a few minutes on two CPU cores; `dynairx train`
+# uses the full schedule with early stopping.
+DEFAULT_DEMO_EPOCHS = 6
 DEFAULT_DEMO_SEED = 20241
 
 
@@ -198,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from data_access.demo import build_demo_database
 
     engine = _engine()
-    summary = build_demo_database(engine, patients=args.patients, seed=args.seed, progress=True)
+    summary = build_demo_database(engine, patients=args.patients, seed=args.seed, epochs=args.epochs, progress=True)
     print(summary)
     password = _demo_password()
     from app.security import ensure_demo_accounts
@@ -264,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build the synthetic demo and serve the dashboard")
     p.add_argument("--patients", type=int, default=DEFAULT_DEMO_PATIENTS)
     p.add_argument("--seed", type=int, default=DEFAULT_DEMO_SEED)
+    p.add_argument("--epochs", type=int, default=DEFAULT_DEMO_EPOCHS, help="training epochs of the demo model")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--build-only", action="store_true", help="build everything, then exit without serving")
