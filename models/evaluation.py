@@ -9,6 +9,7 @@ Shape (DESIGN.md, ``dynairx evaluate --json``)::
      "temporal_holdout": {...same per-outcome shape, later landmarks...},
      "subgroups": {"age_band" | "sex" | "deprivation": {"<group>": {"<outcome>": {"<model>": {...}}}}},
      "calibration_curve": {"<outcome>": {"<model>": [bins]}},
+     "roc_curve": {"<outcome>": {"<model>": [{"fpr": x, "tpr": y}, ...]}},
      "comparison": {"<outcome>": {...differences in AUROC, and whether the targets are met...}},
      "data": {...}, "calibration": {...}, "training": {...}, "hpo": {...}}
 
@@ -32,7 +33,7 @@ from data_access.schema import ModelRun, SyntheticTruth
 from models.baselines import fit_gbm, fit_logistic, fit_score, predict_gbm, predict_logistic, predict_score
 from models.config import OUTCOMES
 from models.graph import PATIENT_FEATURES
-from models.metrics import metric_report, paired_auroc_difference, reliability_curve
+from models.metrics import metric_report, paired_auroc_difference, reliability_curve, roc_points
 from models.predict import calibrated, population_logits
 from models.registry import METRICS_FILE, ModelBundle, resolve_version
 from models.tabular import clinical_at_landmarks, tabular_features
@@ -134,6 +135,12 @@ def evaluate_bundle(engine: Engine, bundle: ModelBundle, data: Any, device: torc
             outcome: {
                 name: reliability_curve(y["test"][:, o], test_predictions[name][:, o])
                 for name in (GRAPH_MODEL, "gradient_boosting")
+            }
+            for o, outcome in enumerate(OUTCOMES)
+        },
+        "roc_curve": {
+            outcome: {
+                name: roc_points(y["test"][:, o], preds[:, o]) for name, preds in test_predictions.items()
             }
             for o, outcome in enumerate(OUTCOMES)
         },

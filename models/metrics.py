@@ -106,6 +106,21 @@ def reliability_curve(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> lis
     ]
 
 
+def roc_points(y: np.ndarray, p: np.ndarray, max_points: int = 101) -> list[dict[str, float]]:
+    """ROC curve for the model card: false/true positive rates at up to ``max_points`` thresholds.
+
+    The full curve has one point per distinct risk (hundreds of thousands at scale); a plot needs ~100, so points are
+    taken at evenly spaced positions along the curve, always keeping both ends.
+    """
+    from sklearn.metrics import roc_curve
+
+    if len(np.unique(y)) < 2:
+        return []
+    fpr, tpr, _ = roc_curve(y, p)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, num=min(max_points, len(fpr))).round().astype(np.int64))
+    return [{"fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep]
+
+
 def metric_report(
     y: np.ndarray,
     p: np.ndarray,

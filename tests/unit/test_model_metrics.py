@@ -93,4 +93,27 @@ def test_paired_difference_of_auroc(scored):
     noisy = p + np.random.default_rng(2).normal(0, 0.3, p.shape[0])
     lo, point, hi = paired_auroc_difference(y, p, noisy, groups, replicates=100)
     assert 0 < lo < point < hi
-    assert point == pytest.approx(roc_auc_score(y, p) - roc_auc_score(y, noisy), abs=1e-4)  # rounded to 4 places
+    assert point == pytest.approx(
+        roc_auc_score(y, p) - roc_auc_score(y, noisy), abs=1e-4
+    )  # rounded to 4 places
+
+
+def test_roc_points_run_from_origin_to_corner_and_are_monotone() -> None:
+    import numpy as np
+
+    from models.metrics import roc_points
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 5000)
+    p = np.clip(0.3 * y + rng.random(5000) * 0.7, 0, 1)
+    points = roc_points(y, p, max_points=50)
+    assert 2 <= len(points) <= 50
+    assert (points[0]["fpr"], points[0]["tpr"]) == (0.0, 0.0)
+    assert (points[-1]["fpr"], points[-1]["tpr"]) == (1.0, 1.0)
+    fprs = [pt["fpr"] for pt in points]
+    tprs = [pt["tpr"] for pt in points]
+    assert fprs == sorted(fprs) and tprs == sorted(tprs)
+    # Better than chance: the curve lies above the diagonal in the middle.
+    middle = points[len(points) // 2]
+    assert middle["tpr"] > middle["fpr"]
+    assert roc_points(np.zeros(10), np.linspace(0, 1, 10)) == []
