@@ -258,6 +258,7 @@ def interaction_timeline_figure(view: PatientRecordView) -> go.Figure:
     _add_medication_bars(figure, view.medications, colours, end)
     _add_condition_bars(figure, view, end)
     _add_flags(figure, view.flags, labels, end)
+    _add_cascade_arrows(figure, view.flags, view.medications, labels)
     _add_event_markers(figure, view)
     _add_lab_markers(figure, view)
     _add_chapter_bands(figure, lanes)
@@ -388,6 +389,54 @@ def _add_flags(figure: _Spec, flags: Sequence[FlagView], labels: list[str], end:
                 line={"color": colour, "width": 1.5, "dash": "dot"},
                 layer="below",
             )
+
+
+def cascade_arrow_ends(
+    flag: FlagView, medications: Sequence[MedicationPeriod]
+) -> tuple[MedicationPeriod, MedicationPeriod] | None:
+    """The prescriptions of drug A and drug B of a CASCADE flag (``drugs`` = "A;B" in time order, ``start`` = B's
+    start): A's course running when B started, and B's course that started then. None when either is not drawn."""
+    if flag.family != "CASCADE" or len(flag.drugs) != 2:
+        return None
+    index_drug, marker_drug = flag.drugs
+
+    def running_on(m: MedicationPeriod, day: dt.date) -> bool:
+        return m.start <= day and (m.stop is None or m.stop >= day)
+
+    index_courses = [m for m in medications if index_drug in m.ingredients and running_on(m, flag.start)]
+    marker_courses = [m for m in medications if marker_drug in m.ingredients and running_on(m, flag.start)]
+    if not index_courses or not marker_courses:
+        return None
+    return min(index_courses, key=lambda m: m.start), max(marker_courses, key=lambda m: m.start)
+
+
+def _add_cascade_arrows(
+    figure: _Spec, flags: Sequence[FlagView], medications: Sequence[MedicationPeriod], labels: list[str]
+) -> None:
+    """An arrow from A's start to B's start for each prescribing cascade: "was B started to treat an effect of A?"."""
+    lane_index = {label: i for i, label in enumerate(labels)}
+    for flag in flags:
+        ends = cascade_arrow_ends(flag, medications)
+        if ends is None or ends[0].drug not in lane_index or ends[1].drug not in lane_index:
+            continue
+        index_course, marker_course = ends
+        figure.add_annotation(
+            x=marker_course.start.isoformat(),
+            y=len(labels) - 1 - lane_index[marker_course.drug],
+            ax=index_course.start.isoformat(),
+            ay=len(labels) - 1 - lane_index[index_course.drug],
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=3,
+            arrowsize=1.3,
+            arrowwidth=2,
+            arrowcolor=theme.SEVERITY_COLOURS.get(flag.severity, theme.OI_BLACK),
+            text="",
+            hovertext=flag_hover_text(flag),
+        )
 
 
 def flag_hover_text(flag: FlagView) -> str:

@@ -176,3 +176,22 @@ def test_run_what_if_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_as_of_constant_matches_view() -> None:
     assert patient_view().as_of == AS_OF
+
+
+def test_cascade_flag_draws_an_arrow_from_a_start_to_b_start() -> None:
+    from test_queries_patient import flag, medication
+
+    from app.components.figures import cascade_arrow_ends
+
+    amlodipine = medication("amlodipine", "2.6.2", D(2025, 1, 10))
+    furosemide = medication("furosemide", "2.2.2", D(2025, 2, 20))
+    cascade = flag("CASCADE-TC-1", ("amlodipine", "furosemide"), D(2025, 2, 20), severity="moderate")
+    view = patient_view(medications=[amlodipine, furosemide], flags=[cascade])
+    assert cascade_arrow_ends(cascade, view.medications) == (amlodipine, furosemide)
+    arrows = [a for a in interaction_timeline_figure(view).layout.annotations if a.showarrow and a.axref == "x"]
+    assert len(arrows) == 1
+    assert (arrows[0].ax, arrows[0].x) == ("2025-01-10", "2025-02-20")  # tail at A's start, head at B's start
+    # Not a cascade, or B not running when the flag starts: no arrow.
+    assert cascade_arrow_ends(flag("DDI-X", ("amlodipine", "furosemide"), D(2025, 2, 20)), view.medications) is None
+    later = medication("furosemide", "2.2.2", D(2025, 3, 1))
+    assert cascade_arrow_ends(cascade, [amlodipine, later]) is None
