@@ -150,10 +150,13 @@ def build_population_graph(
         "event": _event_nodes(cohort.event, index, landmarks, config),
         "lab": _lab_nodes(cohort.observation, index, landmarks, config),
     }
-    tables = {t: _node_table(frame, len(ids)) for t, frame in nodes.items()}
+    ordered, names = {}, {}
+    for t, frame in nodes.items():
+        ordered[t], names[t] = _sorted_nodes(frame)
+    tables = {t: _node_table(ordered[t], names[t], len(ids)) for t in nodes}
     edges = {
-        "interacts": _interaction_edges(drug_episodes, nodes["drug"], vocabulary, landmarks, len(ids)),
-        "cautions": _caution_edges(drug_episodes, condition_rows, nodes, vocabulary, landmarks, len(ids)),
+        "interacts": _interaction_edges(drug_episodes, ordered["drug"], vocabulary, landmarks, len(ids)),
+        "cautions": _caution_edges(drug_episodes, condition_rows, ordered, vocabulary, landmarks, len(ids)),
     }
     patient_x, in_record = _patient_features(patients, cohort, index, tables, landmarks, config)
     return PopulationGraph(ids, grid, patient_x, in_record, tables, edges, vocabulary)
@@ -357,52 +360,54 @@ def _lab_nodes(
     )
 
 
-def _node_table(frame: pl.DataFrame, num_patients: int) -> NodeTable:
+def _sorted_nodes(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """The node rows in table order (patient, month, name) with their row number ``node`` and ``name_idx``."""
     names = sorted(frame["name"].unique().to_list()) if frame.height else []
     name_index = pl.DataFrame(
         {"name": names, "name_idx": np.arange(len(names), dtype=np.int64)}, schema_overrides={"name": pl.Utf8}
     )
-    frame = frame.join(name_index, on="name", how="left").sort("p", "month", "name_idx")
-    feature_columns = [c for c in frame.columns if c not in ("p", "month", "name", "name_idx", "time")]
-    patient = frame["p"].to_numpy().astype(np.int64)
+    ordered = (
+        frame.join(name_index, on="name", how="left")
+        .sort("p", "month", "name_idx")
+        .with_row_index("node")
+        .with_columns(pl.col("node").cast(pl.Int64))
+    )
+    return ordered, names
+
+
+def _node_table(ordered: pl.DataFrame, names: list[str], num_patients: int) -> NodeTable:
+    feature_columns = [
+        c for c in ordered.columns if c not in ("node", "p", "month", "name", "name_idx", "time")
+    ]
+    patient = ordered["p"].to_numpy().astype(np.int64)
     x = (
-        frame.select(feature_columns).to_numpy().astype(np.float32)
-        if frame.height
+        ordered.select(feature_columns).to_numpy().astype(np.float32)
+        if ordered.height
         else np.zeros((0, len(feature_columns)), dtype=np.float32)
     )
     return NodeTable(
         patient=patient,
-        month=frame["month"].to_numpy().astype(np.int64),
-        name=frame["name_idx"].to_numpy().astype(np.int64),
-        x=x.reshape(frame.height, len(feature_columns)),
-        time=frame["time"].to_numpy().astype(np.float32),
+        month=ordered["month"].to_numpy().astype(np.int64),
+        name=ordered["name_idx"].to_numpy().astype(np.int64),
+        x=x.reshape(ordered.height, len(feature_columns)),
+        time=ordered["time"].to_numpy().astype(np.float32),
         ptr=np.searchsorted(patient, np.arange(num_patients + 1)).astype(np.int64),
         names=names,
     )
 
 
-def _node_lookup(frame: pl.DataFrame, key: str) -> pl.DataFrame:
-    """(p, month, name) -> node row, for the sorted node table built from ``frame``."""
-    names = sorted(frame["name"].unique().to_list()) if frame.height else []
-    name_index = pl.DataFrame(
-        {"name": names, "_n": np.arange(len(names), dtype=np.int64)}, schema_overrides={"name": pl.Utf8}
-    )
-    return (
-        frame.join(name_index, on="name", how="left")
-        .sort("p", "month", "_n")
-        .with_row_index("node")
-        .select("p", "month", pl.col("name").alias(key), pl.col("node").cast(pl.Int64))
-    )
+def _node_lookup(ordered: pl.DataFrame, key: str) -> pl.DataFrame:
+    """(p, month, name) -> node row of the sorted node table."""
+    return ordered.select("p", "month", pl.col("name").alias(key), "node")
 
 
-def _edge_table(frame: pl.DataFrame, vocabulary: GraphVocabulary, num_patients: int) -> EdgeTable:
-    rule_index = vocabulary.index("rules")
+def _edge_table(frame: pl.DataFrame, num_patients: int) -> EdgeTable:
     frame = frame.sort("p", "src", "dst", "rule")
     patient = frame["p"].to_numpy().astype(np.int64)
     return EdgeTable(
         src=frame["src"].to_numpy().astype(np.int64),
         dst=frame["dst"].to_numpy().astype(np.int64),
-        rule=np.array([rule_index.get(r, 0) for r in frame["rule"].to_list()], dtype=np.int64),
+        rule=frame["rule"].to_numpy().astype(np.int64),
         ptr=np.searchsorted(patient, np.arange(num_patients + 1)).astype(np.int64),
     )
 
@@ -447,13 +452,13 @@ def _interaction_edges(
         .select("p", "src", "dst", "rule")
         .unique()
     )
-    return _edge_table(edges, vocabulary, n)
+    return _edge_table(edges, n)
 
 
 def _caution_edges(
     drug_episodes: pl.DataFrame,
     condition_rows: pl.DataFrame,
-    frames: dict[str, pl.DataFrame],
+    ordered: dict[str, pl.DataFrame],
     vocabulary: GraphVocabulary,
     landmarks: np.ndarray,
     n: int,
@@ -477,14 +482,14 @@ def _caution_edges(
     )
     months = months_between(overlap, "s", "e", landmarks)
     edges = (
-        months.join(_node_lookup(frames["drug"], "drug"), on=["p", "month", "drug"], how="inner")
+        months.join(_node_lookup(ordered["drug"], "drug"), on=["p", "month", "drug"], how="inner")
         .rename({"node": "src"})
-        .join(_node_lookup(frames["condition"], "condition"), on=["p", "month", "condition"], how="inner")
+        .join(_node_lookup(ordered["condition"], "condition"), on=["p", "month", "condition"], how="inner")
         .rename({"node": "dst"})
         .select("p", "src", "dst", "rule")
         .unique()
     )
-    return _edge_table(edges, vocabulary, n)
+    return _edge_table(edges, n)
 
 
 def _patient_features(
