@@ -166,27 +166,29 @@ class GraphVocabulary:
         return len(names) + 1 if kind in ("events", "labs") else len(names)
 
     def pair_frame(self) -> pl.DataFrame:
-        """Drug-drug knowledge pairs (both orders) as a frame: drug, drug_b, rule."""
+        """Drug-drug knowledge pairs (both orders) as a frame: drug, drug_b, rule (the rule's index)."""
+        rules = self.index("rules")
         rows = self.drug_pairs
         return pl.DataFrame(
             {
                 "drug": [a for a, _, _ in rows],
                 "drug_b": [b for _, b, _ in rows],
-                "rule": [r for *_, r in rows],
+                "rule": [rules.get(r, 0) for *_, r in rows],
             },
-            schema={"drug": pl.Utf8, "drug_b": pl.Utf8, "rule": pl.Utf8},
+            schema={"drug": pl.Utf8, "drug_b": pl.Utf8, "rule": pl.Int64},
         )
 
     def caution_frame(self) -> pl.DataFrame:
-        """Drug-condition knowledge pairs as a frame: drug, condition, rule."""
+        """Drug-condition knowledge pairs as a frame: drug, condition, rule (the rule's index)."""
+        rules = self.index("rules")
         rows = self.drug_conditions
         return pl.DataFrame(
             {
                 "drug": [a for a, _, _ in rows],
                 "condition": [c for _, c, _ in rows],
-                "rule": [r for *_, r in rows],
+                "rule": [rules.get(r, 0) for *_, r in rows],
             },
-            schema={"drug": pl.Utf8, "condition": pl.Utf8, "rule": pl.Utf8},
+            schema={"drug": pl.Utf8, "condition": pl.Utf8, "rule": pl.Int64},
         )
 
 
