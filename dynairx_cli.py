@@ -150,10 +150,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  {outcome}")
         for name, metrics in by_model.items():
             lo, point, hi = metrics["auroc"]
+            if point is None:  # no events of this outcome in the test split: AUROC is undefined
+                print(f"    {name:<22} AUROC not defined (no events in the test split)")
+                continue
             print(
-                f"    {name:<22} AUROC {point:.3f} ({lo:.3f}-{hi:.3f})  Brier {metrics['brier']:.4f}  ECE {metrics['ece']:.4f}"
+                f"    {name:<22} AUROC {point:.3f} ({_fmt(lo)}-{_fmt(hi)})  Brier {_fmt(metrics['brier'], 4)}  "
+                f"ECE {_fmt(metrics['ece'], 4)}"
             )
     return 0
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -201,7 +209,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from data_access.demo import build_demo_database
 
     engine = _engine()
-    summary = build_demo_database(engine, patients=args.patients, seed=args.seed, epochs=args.epochs, progress=True)
+    summary = build_demo_database(
+        engine, patients=args.patients, seed=args.seed, epochs=args.epochs, progress=True
+    )
     print(summary)
     password = _demo_password()
     from app.security import ensure_demo_accounts
@@ -267,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build the synthetic demo and serve the dashboard")
     p.add_argument("--patients", type=int, default=DEFAULT_DEMO_PATIENTS)
     p.add_argument("--seed", type=int, default=DEFAULT_DEMO_SEED)
-    p.add_argument("--epochs", type=int, default=DEFAULT_DEMO_EPOCHS, help="training epochs of the demo model")
+    p.add_argument(
+        "--epochs", type=int, default=DEFAULT_DEMO_EPOCHS, help="training epochs of the demo model"
+    )
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--build-only", action="store_true", help="build everything, then exit without serving")

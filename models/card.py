@@ -48,7 +48,8 @@ def build_model_card(bundle: ModelBundle, data: Any, metrics: dict[str, Any]) ->
                 "Heterogeneous temporal graph network: monthly snapshot graphs (patient, drug, condition, event, "
                 "lab nodes; time-encoded patient-entity edges; drug-drug and drug-condition knowledge edges "
                 f"labelled by safety rule), {bundle.config.layers} layers of relation-specific message passing "
-                f"(PyTorch Geometric), a GRU across months and one head per outcome; hidden size {bundle.config.hidden}."
+                f"(PyTorch Geometric) plus a sum-pooled readout of each snapshot's nodes, a GRU across months and one "
+                f"head per outcome; hidden size {bundle.config.hidden}."
             ),
             "parameters": int(parameters),
             "config": bundle.config.to_dict(),

@@ -5,8 +5,10 @@ convolution per edge type, summed per destination type as ``HeteroConv`` does) r
 condition, event and lab nodes. Entity <-> patient messages carry a time encoding of the edge's time stamp (months
 since the course started, since first onset, since the event or test); knowledge edges carry a learned embedding of
 the rule that links the two nodes (drug-drug interaction, drug-condition caution), so the network can learn what a
-particular combination does rather than only how many drugs there are. The patient node after the last layer is the
-snapshot's embedding.
+particular combination does rather than only how many drugs there are. The snapshot's embedding is the patient node
+after the last layer, next to the patient's own features and a sum-pooled readout of the snapshot's nodes (exact
+counts per drug class and condition group, CMS and ACB sums, event counts, lab values) that message passing would
+otherwise only see through normalised sums.
 
 Across snapshots a GRU carries state month by month (causal: the output at month m sees only snapshots up to m, so
 every output is a landmark prediction that uses only data recorded by then). One head per outcome turns

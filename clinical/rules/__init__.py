@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 
+# libyaml's safe loader when available: ten times faster than the pure-Python one, same safe semantics.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 RULES_DIR = Path(__file__).resolve().parent
 
 FAMILIES = ("STOPP", "START", "PINCER", "DDI", "ACB", "STOPPFrail", "AKI", "CASCADE")
@@ -284,7 +287,7 @@ def _load_cached(base: str, signature: tuple[tuple[str, float, int], ...]) -> Ru
 def parse_rule_file(path: Path) -> tuple[RuleSource, list[Rule], list[Omission]]:
     """Parse one rule file; raises ``RuleError`` naming the file (and rule id) on any problem."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise RuleError(f"{path.name}: not valid YAML: {exc}") from exc
     return parse_rule_document(data, path.name)

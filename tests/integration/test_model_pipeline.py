@@ -138,6 +138,7 @@ def test_training_beats_a_shuffled_label_control(trained, training_data):
     labels.labelled[data.split.rows["train"]] = data.labels.labelled[shuffled]
     control, _ = fit_network(replace(data, labels=labels), SMALL.replace(epochs=3), CPU)
     chance = _mean_auroc(y, population_logits(control, data.population, test_rows, CPU), mask)
+    print(f"mean test AUROC: trained {real:.3f}, shuffled-label control {chance:.3f}")
     assert real > chance + 0.05, (real, chance)
 
 

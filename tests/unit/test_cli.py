@@ -126,3 +126,25 @@ def test_load_puts_cohort_flags_and_scores_in_the_database(
         ).scalar_one()
     engine.dispose()
     assert flagged > 0 and duplicates == 0
+
+
+def test_evaluate_prints_undefined_auroc_instead_of_crashing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.evaluation
+
+    report = {
+        "model_version": "g-test",
+        "outcomes": {
+            "death": {
+                "graph_model": {"auroc": [0.7, 0.8, 0.9], "auprc": [0.1, 0.2, 0.3], "brier": 0.04, "ece": 0.01},
+                "oracle": {"auroc": [None, None, None], "auprc": [None, None, None], "brier": None, "ece": None},
+            }
+        },
+    }
+    monkeypatch.setattr(models.evaluation, "evaluate_model", lambda *a, **k: report)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'e.sqlite'}")
+    assert main(["evaluate"]) == 0
+    out = capsys.readouterr().out
+    assert "graph_model            AUROC 0.800 (0.700-0.900)" in out
+    assert "oracle                 AUROC not defined" in out
