@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
+from data_access.queries.csv_safety import spreadsheet_safe as _csv_safe
 from data_access.schema import AuditLog
 
 OUTCOMES = ("allowed", "denied")
@@ -164,17 +165,6 @@ def _drain(buffer: io.StringIO) -> str:
     text = buffer.getvalue()
     buffer.seek(0)
     buffer.truncate(0)
-    return text
-
-
-def _csv_safe(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    text = str(value)
-    if text and text[0] in "=+-@\t\r":
-        return "'" + text
     return text
 
 

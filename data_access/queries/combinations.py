@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 
 from data_access.queries.connection import connected
+from data_access.queries.csv_safety import spreadsheet_safe_text as _csv_safe
 from data_access.queries.scope import Scope
 from data_access.schema import Flag, Patient, Practice, WorklistEntry
 
@@ -718,13 +719,6 @@ def combination_patients_csv(
     for row in page.rows:
         writer.writerow(["" if row[c] is None else _csv_safe(row[c]) for c in EXPORT_COLUMNS])
     return buffer.getvalue(), len(page.rows)
-
-
-def _csv_safe(value: Any) -> Any:
-    # Spreadsheet programs execute cells starting with = + - @ (CSV injection); prefix text cells with a quote.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
 
 
 def describe_combination(combination: tuple[str, str], catalogue: Mapping[str, RuleInfo]) -> str:

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlencode
 from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, exists, func, literal, or_, select
 
 from data_access.queries.connection import connected
+from data_access.queries.csv_safety import spreadsheet_safe_text as _csv_safe
 from data_access.queries.reviews import hidden_patients_select, hidden_review_condition, review_cells
 from data_access.queries.scope import Scope
 from data_access.schema import Review, WorklistEntry
@@ -263,7 +264,9 @@ class GridRequest:
         return cls(
             start_row=start,
             end_row=end,
-            sort_model=tuple(m for m in sort_model if isinstance(m, Mapping)) if isinstance(sort_model, list) else (),
+            sort_model=tuple(m for m in sort_model if isinstance(m, Mapping))
+            if isinstance(sort_model, list)
+            else (),
             filter_model=dict(filter_model) if isinstance(filter_model, Mapping) else {},
         )
 
@@ -641,13 +644,6 @@ def worklist_csv(
             writer.writerow(values)
             count += 1
     return buffer.getvalue(), count
-
-
-def _csv_safe(value: Any) -> Any:
-    # Spreadsheet programs execute cells starting with = + - @ (CSV injection); prefix text cells with a quote.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
 
 
 def filter_choices(conn: Connection | Engine, scope: Scope) -> dict[str, list[str]]:

@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, true
 
 from data_access.queries.audit import utc_now
 from data_access.queries.connection import connected
+from data_access.queries.csv_safety import spreadsheet_safe
 from data_access.queries.scope import Scope
 from data_access.schema import Feedback, Patient, Score, WorklistEntry
 
@@ -677,16 +678,6 @@ def feedback_comments(
 
 
 CSV_COLUMNS = ("at", "session_id", "participant_code", "view", "variant", "rating", "comment")
-
-
-def spreadsheet_safe(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (OWASP "CSV injection": = + - @ tab CR)."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def feedback_csv(conn: Connection | Engine, session_id: str | None = None) -> tuple[str, int]:
